@@ -1,0 +1,313 @@
+"""The RLExperiment document: the one definition of an experiment, local and on a cluster.
+
+Every field carries a one-line description; the operator's CRD schema is generated from these
+models (`srl_runtime.config.crd_schema`), so the description is also what `kubectl explain` shows.
+Cluster-only fields (images, resources, scheduling, storage) are optional and ignored by `srl run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "srl.dev/v1alpha1"
+KIND = "RLExperiment"
+
+
+class Model(BaseModel):
+    """Base: camelCase in documents, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+
+# --------------------------------------------------------------------------- environment
+
+
+class AtariSpec(Model):
+    """Standard Atari preprocessing (the DQN/Nature wrappers)."""
+
+    noop_max: int = Field(30, ge=0, description="Maximum random no-op actions at reset.")
+    frame_skip: int = Field(4, ge=1, description="Repeat each action this many frames, max-pool the last two.")
+    screen_size: int = Field(84, ge=8, description="Side of the square grayscale observation.")
+    frame_stack: int = Field(4, ge=1, description="Number of most recent frames stacked as channels.")
+    episodic_life: bool = Field(True, description="Treat loss of a life as the end of an episode for learning.")
+    clip_rewards: bool = Field(True, description="Clip rewards to their sign for learning (returns report raw rewards).")
+
+
+class EnvironmentSpec(Model):
+    """Which environment the actors step."""
+
+    id: str | None = Field(None, description="A gymnasium environment id, e.g. CartPole-v1 or ALE/Pong-v5.")
+    entry_point: str | None = Field(
+        None, description="A user's own environment class as 'module:Class' (instead of id)."
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the environment constructor.")
+    atari: AtariSpec | None = Field(None, description="Apply the standard Atari wrappers (for ALE ids).")
+    max_episode_steps: int | None = Field(None, ge=1, description="Override the episode step limit.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvironmentSpec:
+        if (self.id is None) == (self.entry_point is None):
+            raise ValueError("exactly one of id or entryPoint must be set")
+        if self.entry_point is not None and ":" not in self.entry_point:
+            raise ValueError("entryPoint must look like 'module:Class'")
+        return self
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class RNNSpec(Model):
+    """A recurrent core after the encoder."""
+
+    hidden_size: int = Field(128, ge=1, description="GRU hidden state size.")
+
+
+class PolicySpec(Model):
+    """The actor-critic network."""
+
+    encoder: Literal["mlp", "cnn"] = Field("mlp", description="Observation encoder: mlp for vectors, cnn (Nature CNN) for images.")
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64], min_length=1, description="MLP layer widths (also the head width after a CNN).")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="Activation between MLP layers.")
+    shared_encoder: bool = Field(False, description="Actor and critic share the encoder (always true for cnn).")
+    rnn: RNNSpec | None = Field(None, description="Add a GRU core; samples then carry the recurrent state.")
+    normalize_observations: bool = Field(False, description="Keep running mean/std of observations and normalise them.")
+
+
+# --------------------------------------------------------------------------- algorithm
+
+
+class PPOSpec(Model):
+    """Proximal Policy Optimisation hyper-parameters."""
+
+    discount: float = Field(0.99, gt=0, le=1, description="Reward discount factor gamma.")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    clip_ratio: float = Field(0.2, gt=0, description="Policy ratio clipping epsilon.")
+    value_clip: float | None = Field(0.2, gt=0, description="Clip value updates to this distance from the old value (null: off).")
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus coefficient.")
+    value_coef: float = Field(0.5, ge=0, description="Value loss coefficient.")
+    epochs: int = Field(4, ge=1, description="Passes over each training batch.")
+    minibatches: int = Field(4, ge=1, description="Minibatches per epoch.")
+    max_grad_norm: float | None = Field(0.5, gt=0, description="Clip the global gradient norm (null: off).")
+    learning_rate: float = Field(3e-4, gt=0, description="Adam learning rate.")
+    lr_schedule: Literal["constant", "linear"] = Field("constant", description="constant, or linear decay to 0 over stop.trainSteps.")
+    normalize_advantages: bool = Field(True, description="Normalise advantages per minibatch.")
+    normalize_returns: bool = Field(False, description="Scale value targets by a running std of returns.")
+
+
+class AlgorithmSpec(Model):
+    """The learning algorithm; one block is set."""
+
+    ppo: PPOSpec = Field(default_factory=PPOSpec, description="PPO settings.")
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class ResourcesSpec(Model):
+    """Kubernetes resource requests/limits for a worker pod (cluster only)."""
+
+    cpu: str | None = Field(None, description="CPU request, e.g. '1' or '500m'.")
+    memory: str | None = Field(None, description="Memory request, e.g. '2Gi'.")
+    gpu: int = Field(0, ge=0, description="nvidia.com/gpu count requested (trainer and policy roles).")
+
+
+class TolerationSpec(Model):
+    """A pod toleration (cluster only)."""
+
+    key: str | None = Field(None, description="Taint key.")
+    operator: Literal["Equal", "Exists"] = Field("Equal", description="Equal or Exists.")
+    value: str | None = Field(None, description="Taint value for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect to tolerate.")
+
+
+class WorkerRoleSpec(Model):
+    """Fields every worker role shares."""
+
+    replicas: int = Field(1, ge=0, description="How many workers of this role.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Torch device for this role.")
+    torch_threads: int = Field(1, ge=1, description="torch intra-op threads per worker (small machines: 1).")
+    resources: ResourcesSpec | None = Field(None, description="Pod resources (cluster only).")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod node selector (cluster only).")
+    tolerations: list[TolerationSpec] = Field(default_factory=list, description="Pod tolerations (cluster only).")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the worker process.")
+
+
+class ActorSpec(WorkerRoleSpec):
+    """Actor workers: step environments, ask for actions, send trajectories."""
+
+    replicas: int = Field(1, ge=0, description="How many actor workers.")
+    ring_size: int = Field(1, ge=1, description="Env ring slots per actor: while slot k waits for actions, slot k+1 steps.")
+    envs_per_slot: int = Field(8, ge=1, description="Environments stepped together in one ring slot (one inference request).")
+    inference_splits: int = Field(1, ge=1, description="Split each slot's request into this many parts sent to different policy workers.")
+    sample_steps: int = Field(64, ge=1, description="Time steps T per trajectory sent to trainers.")
+    bootstrap_steps: int = Field(1, ge=0, description="Extra steps appended to each trajectory for value bootstrapping (overlap with the next).")
+    burn_in: int = Field(0, ge=0, description="Steps of recurrent-state warm-up prepended to each trajectory.")
+    full_trajectory: bool = Field(False, description="Send whole episodes instead of fixed-length pieces.")
+    max_episode_length: int = Field(1000, ge=1, description="Upper bound on an episode in fullTrajectory mode (buffer size).")
+    param_pull_interval: float = Field(0.0, ge=0, description="Seconds between checks for a new policy version (inline inference).")
+
+
+class PolicyWorkerSpec(WorkerRoleSpec):
+    """Policy workers: batch inference requests and run the forward pass."""
+
+    replicas: int = Field(0, ge=0, description="Policy workers; 0 means inference runs inline in each actor.")
+    batch_size: int = Field(512, ge=1, description="Maximum observations in one forward pass (adaptive batching up to this).")
+    max_wait_ms: float = Field(2.0, ge=0, description="How long to wait to fill a batch once a request is in hand.")
+    pull_interval: float = Field(0.5, ge=0, description="Seconds between checks of the parameter DB for a new version.")
+
+
+class TrainerSpec(WorkerRoleSpec):
+    """Trainer workers: consume trajectories, run the algorithm, push versions."""
+
+    batch_size: int = Field(16, ge=1, description="Trajectories per training step (each of sampleSteps steps).")
+    sample_reuse: int = Field(1, ge=1, description="How many training steps may reuse one trajectory.")
+    buffer_capacity: int = Field(256, ge=1, description="Trajectories held at most; the oldest are dropped beyond this.")
+    max_staleness: int = Field(4, ge=0, description="Drop trajectories whose policy version is more than this behind.")
+    push_every: int = Field(1, ge=1, description="Push a new version to the parameter DB every N train steps.")
+    checkpoint_every: int = Field(50, ge=1, description="Keep (tag) a resumable checkpoint every N train steps.")
+
+
+class EvaluationSpec(Model):
+    """Periodic deterministic evaluation of a tagged version."""
+
+    enabled: bool = Field(False, description="Run an evaluation worker.")
+    interval_seconds: float = Field(30.0, gt=0, description="Seconds between evaluations.")
+    episodes: int = Field(5, ge=1, description="Episodes per evaluation.")
+    tag: str = Field("latest", description="Parameter DB tag to evaluate.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Torch device for evaluation.")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+class StreamsSpec(Model):
+    """How data moves between workers."""
+
+    inference: Literal["auto", "inline", "shm", "zmq"] = Field(
+        "auto", description="auto: inline without policy workers, shm on one host, zmq across hosts."
+    )
+    sample: Literal["auto", "shm", "zmq"] = Field("auto", description="auto: shm on one host, zmq across hosts.")
+
+
+class NameRecordsSpec(Model):
+    """Where workers find each other."""
+
+    backend: Literal["auto", "memory", "directory", "redis"] = Field(
+        "auto", description="auto: directory locally, redis in a cluster; memory for single-process runs."
+    )
+    path: str | None = Field(None, description="Directory for the directory backend (default: inside the run directory).")
+    redis_address: str | None = Field(None, description="host:port of an existing Redis (cluster: otherwise one is created).")
+    keepalive_ttl: float = Field(10.0, gt=0, description="Seconds an entry lives without a keep-alive.")
+
+
+class MongoSpec(Model):
+    """MongoDB connection for version metadata."""
+
+    uri: str | None = Field(None, description="mongodb:// URI (local runs and tests).")
+    secret_name: str | None = Field(None, description="Kubernetes Secret holding the URI (cluster).")
+    secret_key: str = Field("uri", description="Key of the URI inside that Secret.")
+    database: str = Field("srl", description="Database name.")
+
+
+class ParameterDBSpec(Model):
+    """Versioned checkpoints on a filesystem, metadata in a store."""
+
+    path: str | None = Field(None, description="Directory of the store (default: inside the run directory; cluster: the PVC mount).")
+    keep_versions: int = Field(8, ge=1, description="Untagged versions kept by garbage collection.")
+    metadata: Literal["sqlite", "mongodb"] = Field("sqlite", description="Version metadata store.")
+    mongodb: MongoSpec | None = Field(None, description="MongoDB settings when metadata is mongodb.")
+    claim_name: str | None = Field(None, description="Use this existing PersistentVolumeClaim (cluster only).")
+    storage_class: str | None = Field(None, description="StorageClass of the PVC the operator creates (cluster only).")
+    size: str = Field("5Gi", description="Size of the PVC the operator creates (cluster only).")
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field("ReadWriteMany", description="PVC access mode (cluster only).")
+
+    @model_validator(mode="after")
+    def _mongo_needs_settings(self) -> ParameterDBSpec:
+        if self.metadata == "mongodb" and self.mongodb is None:
+            raise ValueError("metadata: mongodb needs a mongodb block")
+        return self
+
+
+class StopSpec(Model):
+    """When the run ends; the first condition met wins."""
+
+    env_frames: int | None = Field(None, ge=1, description="Total environment frames across actors.")
+    train_steps: int | None = Field(None, ge=1, description="Total trainer steps.")
+    wall_seconds: float | None = Field(None, gt=0, description="Wall-clock seconds since start.")
+    target_mean_return: float | None = Field(None, description="Mean return over the last returnWindow episodes.")
+    return_window: int = Field(20, ge=1, description="Episodes averaged for targetMeanReturn.")
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> StopSpec:
+        if all(
+            v is None for v in (self.env_frames, self.train_steps, self.wall_seconds, self.target_mean_return)
+        ):
+            raise ValueError("set at least one of envFrames, trainSteps, wallSeconds, targetMeanReturn")
+        return self
+
+
+class ClusterSpec(Model):
+    """Cluster-only settings; `srl run` ignores them."""
+
+    image: str | None = Field(None, description="Runtime image (default: the operator's configured image).")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description="Worker image pull policy.")
+    service_account_name: str | None = Field(None, description="ServiceAccount for worker pods.")
+
+
+class ExperimentSpec(Model):
+    """What to train and how to lay it out."""
+
+    environment: EnvironmentSpec = Field(description="The environment actors step.")
+    policy: PolicySpec = Field(default_factory=PolicySpec, description="The actor-critic network.")
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec, description="The learning algorithm.")
+    actors: ActorSpec = Field(default_factory=ActorSpec, description="Actor workers.")
+    policy_workers: PolicyWorkerSpec = Field(default_factory=PolicyWorkerSpec, description="Policy workers (0: inline inference).")
+    trainers: TrainerSpec = Field(default_factory=TrainerSpec, description="Trainer workers.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation worker.")
+    streams: StreamsSpec = Field(default_factory=StreamsSpec, description="Stream implementations.")
+    name_records: NameRecordsSpec = Field(default_factory=NameRecordsSpec, description="Name record backend.")
+    parameter_db: ParameterDBSpec = Field(default_factory=ParameterDBSpec, description="Parameter database.")
+    stop: StopSpec = Field(description="Stop condition.")
+    seed: int = Field(1, ge=0, description="Base random seed; workers derive theirs from it.")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="Cluster-only settings.")
+    suspend: bool = Field(False, description="Cluster: delete worker pods but keep the parameter DB.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        if self.trainers.replicas < 1:
+            raise ValueError("trainers.replicas: must be >= 1")
+        if self.policy_workers.replicas == 0 and self.streams.inference in ("shm", "zmq"):
+            raise ValueError("streams.inference: shm/zmq need policyWorkers.replicas >= 1")
+        if self.policy_workers.replicas > 0 and self.streams.inference == "inline":
+            raise ValueError("streams.inference: inline needs policyWorkers.replicas = 0")
+        if self.actors.inference_splits > self.actors.envs_per_slot:
+            raise ValueError("actors.inferenceSplits: must be <= envsPerSlot")
+        return self
+
+
+class ObjectMeta(Model):
+    """The parts of Kubernetes metadata an experiment uses."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Experiment name (a DNS label).")
+    namespace: str | None = Field(None, description="Kubernetes namespace.")
+
+
+class RLExperiment(Model):
+    """The whole document: apiVersion, kind, metadata, spec."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    api_version: Literal["srl.dev/v1alpha1"] = Field(API_VERSION, description="Always srl.dev/v1alpha1.")
+    kind: Literal["RLExperiment"] = Field(KIND, description="Always RLExperiment.")
+    metadata: ObjectMeta = Field(description="Name (and namespace) of the experiment.")
+    spec: ExperimentSpec = Field(description="The experiment.")
