@@ -24,7 +24,8 @@ class NameRecords(abc.ABC):
     """Backends implement the `_`-prefixed primitives; keep-alive bookkeeping lives here."""
 
     def __init__(self) -> None:
-        self._owned: dict[str, tuple[str, float | None]] = {}  # name -> (value, ttl) added by us
+        self._owned: dict[str, tuple[str, float | None]] = {}  # name -> (value, ttl) we keep alive
+        self._delete_on_exit: set[str] = set()
         self._owned_lock = threading.Lock()
         self._keepalive_thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -59,9 +60,15 @@ class NameRecords(abc.ABC):
         """Add `name` = `value`; with keepalive_ttl the entry expires unless this client lives."""
         name = _norm(name)
         self._put(name, value, keepalive_ttl, replace)
-        if keepalive_ttl is not None or delete_on_exit:
-            with self._owned_lock:
+        with self._owned_lock:
+            if keepalive_ttl is not None:
                 self._owned[name] = (value, keepalive_ttl)
+            else:
+                self._owned.pop(name, None)
+            if delete_on_exit:
+                self._delete_on_exit.add(name)
+            else:
+                self._delete_on_exit.discard(name)
         if keepalive_ttl is not None:
             self._ensure_keepalive(keepalive_ttl)
 
@@ -106,6 +113,7 @@ class NameRecords(abc.ABC):
         name = _norm(name)
         with self._owned_lock:
             self._owned.pop(name, None)
+            self._delete_on_exit.discard(name)
         if not self._delete(name):
             raise NameEntryNotFound(name)
 
@@ -114,12 +122,14 @@ class NameRecords(abc.ABC):
         for name in self.find_subtree(name_root):
             with self._owned_lock:
                 self._owned.pop(name, None)
+                self._delete_on_exit.discard(name)
             self._delete(name)
 
     def reset(self) -> None:
-        """Remove every entry this client added (the keep-alive stops too)."""
+        """Remove the entries this client added with delete_on_exit; keep-alives stop."""
         with self._owned_lock:
-            names = list(self._owned)
+            names = list(self._delete_on_exit)
+            self._delete_on_exit.clear()
             self._owned.clear()
         for name in names:
             try:

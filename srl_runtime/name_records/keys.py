@@ -55,3 +55,8 @@ def stop_flag(root: str) -> str:
 def experiment_state(root: str) -> str:
     """JSON summary of the experiment (phase, version, frames/s) written by the controller."""
     return f"{root}/state/summary"
+
+
+def worker_command(root: str, role: str, index: int) -> str:
+    """'pause' or 'start' for one worker (absent: run)."""
+    return f"{root}/control/{role}/{index}"
