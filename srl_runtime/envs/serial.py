@@ -1,0 +1,141 @@
+"""EnvBatch as a plain loop over single environments (gymnasium or user `Environment`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from srl_runtime.api.env import EnvBatch, Environment, StepBatch
+from srl_runtime.envs.episodes import EpisodeTracker
+
+
+class SerialGymBatch(EnvBatch):
+    """Steps single-agent gymnasium envs one after another, resetting finished ones in place.
+
+    With `life_loss` (episodic life), losing a life is reported as `terminated` for learning while
+    the game goes on; episode returns/lengths are still reported per whole game.
+    """
+
+    def __init__(self, envs: Sequence[gym.Env], seed: int, clip_rewards: bool = False, life_loss: bool = False) -> None:
+        self.envs = list(envs)
+        self.num_envs = len(self.envs)
+        self.agents_per_env = 1
+        self.observation_space = self.envs[0].observation_space
+        self.action_space = self.envs[0].action_space
+        self._seed: int | None = seed
+        self._clip = clip_rewards
+        self._life_loss = life_loss
+        self._lives = np.zeros(self.num_envs, dtype=np.int64)
+        self._episodes = EpisodeTracker(self.num_envs)
+        self._obs_shape = (self.num_envs, *self.observation_space.shape)
+        self._obs_dtype = self.observation_space.dtype
+
+    def reset(self) -> np.ndarray:
+        """Reset every env (seeded seed+i on the first call)."""
+        obs = np.empty(self._obs_shape, dtype=self._obs_dtype)
+        for i, env in enumerate(self.envs):
+            o, info = env.reset(seed=None if self._seed is None else self._seed + i)
+            obs[i] = o
+            self._lives[i] = info.get("lives", 0)
+        self._seed = None
+        self._episodes.reset()
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        """Step each env with its row of `actions`."""
+        n = self.num_envs
+        obs = np.empty(self._obs_shape, dtype=self._obs_dtype)
+        raw = np.empty(n, dtype=np.float64)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        game_over = np.zeros(n, dtype=bool)
+        life_loss = self._life_loss
+        for i, env in enumerate(self.envs):
+            o, r, te, tr, info = env.step(actions[i])
+            raw[i] = r
+            if te or tr:
+                game_over[i] = True
+                o, info = env.reset()
+                if life_loss:
+                    self._lives[i] = info.get("lives", 0)
+            elif life_loss:
+                lives = info.get("lives", 0)
+                te = lives < self._lives[i]
+                self._lives[i] = lives
+            obs[i] = o
+            terminated[i] = te
+            truncated[i] = tr
+        self._episodes.add(raw)
+        rets, lens = self._episodes.finish(game_over)
+        reward = np.sign(raw).astype(np.float32) if self._clip else raw.astype(np.float32)
+        return StepBatch(obs, reward, terminated, truncated, rets, lens)
+
+    def close(self) -> None:
+        """Close every env."""
+        for env in self.envs:
+            env.close()
+
+
+class AgentEnvBatch(EnvBatch):
+    """Steps multi-agent user `Environment`s; rows are env-major ([env0 agent0, env0 agent1, ...]).
+
+    An environment is reset once all its agents are terminated or truncated in one step; each
+    agent's return then counts as one finished episode.
+    """
+
+    def __init__(self, envs: Sequence[Environment], seed: int) -> None:
+        self.envs = list(envs)
+        self.num_envs = len(self.envs)
+        self.agents_per_env = int(self.envs[0].agent_count)
+        self.observation_space = self.envs[0].observation_space
+        self.action_space = self.envs[0].action_space
+        self._seed: int | None = seed
+        self._episodes = EpisodeTracker(self.rows)
+        self._obs_shape = (self.num_envs, self.agents_per_env, *self.observation_space.shape)
+        self._obs_dtype = self.observation_space.dtype
+
+    def reset(self) -> np.ndarray:
+        """Reset every env (seeded seed+i on the first call)."""
+        obs = np.empty(self._obs_shape, dtype=self._obs_dtype)
+        for i, env in enumerate(self.envs):
+            obs[i] = env.reset(None if self._seed is None else self._seed + i)
+        self._seed = None
+        self._episodes.reset()
+        return obs.reshape(self.rows, *self.observation_space.shape)
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        """Step each env with its agents' rows of `actions`."""
+        a = self.agents_per_env
+        acts = actions.reshape(self.num_envs, a, *actions.shape[1:])
+        obs = np.empty(self._obs_shape, dtype=self._obs_dtype)
+        reward = np.empty((self.num_envs, a), dtype=np.float64)
+        terminated = np.empty((self.num_envs, a), dtype=bool)
+        truncated = np.empty((self.num_envs, a), dtype=bool)
+        ended = np.zeros((self.num_envs, a), dtype=bool)
+        for i, env in enumerate(self.envs):
+            o, r, te, tr, _ = env.step(acts[i])
+            reward[i] = r
+            terminated[i] = te
+            truncated[i] = tr
+            if np.all(terminated[i] | truncated[i]):
+                ended[i] = True
+                o = env.reset(None)
+            obs[i] = o
+        flat_reward = reward.reshape(-1)
+        self._episodes.add(flat_reward)
+        rets, lens = self._episodes.finish(ended.reshape(-1))
+        return StepBatch(
+            obs.reshape(self.rows, *self.observation_space.shape),
+            flat_reward.astype(np.float32),
+            terminated.reshape(-1),
+            truncated.reshape(-1),
+            rets,
+            lens,
+        )
+
+    def close(self) -> None:
+        """Close every env."""
+        for env in self.envs:
+            env.close()

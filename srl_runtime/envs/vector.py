@@ -1,0 +1,92 @@
+"""EnvBatch over a natively vectorised environment with same-step auto-reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from srl_runtime.api.env import EnvBatch, StepBatch
+from srl_runtime.envs.episodes import EpisodeTracker
+
+
+class SameStepCartPoleVectorEnv(CartPoleVectorEnv):
+    """gymnasium's CartPoleVectorEnv (same dynamics and limits) resetting finished rows in the same step.
+
+    The parent only offers NEXT_STEP auto-reset, which spends one extra no-op step per episode and
+    breaks the StepBatch contract (obs of a finished row must already be the next episode's first).
+    """
+
+    metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every row; rows that ended are re-drawn from the reset distribution right away."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        done = terminated | truncated
+        if done.any():
+            n = int(done.sum())
+            self.state[:, done] = self.np_random.uniform(low=self.low, high=self.high, size=(4, n))
+            self.steps[done] = 0
+            obs[done] = self.state[:, done].T
+        # Already reset here: stop the parent from resetting (and zeroing) these rows next step.
+        self.prev_done[:] = False
+        return obs, reward, terminated, truncated, info
+
+
+# Registered ids whose vector entry point only does NEXT_STEP, mapped to a same-step twin.
+SAME_STEP_VECTOR_ENVS: dict[str, type[VectorEnv]] = {
+    "CartPole-v0": SameStepCartPoleVectorEnv,
+    "CartPole-v1": SameStepCartPoleVectorEnv,
+}
+
+
+def make_same_step_vector(env_id: str, num_envs: int, kwargs: dict[str, Any], max_episode_steps: int | None) -> VectorEnv | None:
+    """A same-step vector env for `env_id`, or None when there is no native vectorised version."""
+    cls = SAME_STEP_VECTOR_ENVS.get(env_id)
+    if cls is None:
+        return None
+    env_spec = gym.spec(env_id)
+    kw = {**env_spec.kwargs, **kwargs}
+    limit = max_episode_steps or env_spec.max_episode_steps
+    if limit is not None:
+        kw["max_episode_steps"] = limit
+    return cls(num_envs=num_envs, **kw)
+
+
+class VectorEnvBatch(EnvBatch):
+    """EnvBatch over a single-agent VectorEnv whose auto-reset mode is SAME_STEP."""
+
+    def __init__(self, venv: VectorEnv, seed: int, clip_rewards: bool = False) -> None:
+        mode = venv.metadata.get("autoreset_mode")
+        if mode != AutoresetMode.SAME_STEP:
+            raise ValueError(f"VectorEnvBatch needs SAME_STEP auto-reset, got {mode}")
+        self.venv = venv
+        self.num_envs = venv.num_envs
+        self.agents_per_env = 1
+        self.observation_space = venv.single_observation_space
+        self.action_space = venv.single_action_space
+        self._seed = seed
+        self._clip = clip_rewards
+        self._episodes = EpisodeTracker(self.num_envs)
+
+    def reset(self) -> np.ndarray:
+        """Reset every environment (seeded on the first call only, so later resets differ)."""
+        obs, _ = self.venv.reset(seed=self._seed)
+        self._seed = None
+        self._episodes.reset()
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        """Step all rows; rewards are float32, clipped to their sign if configured."""
+        obs, reward, terminated, truncated, _ = self.venv.step(actions)
+        self._episodes.add(reward)
+        rets, lens = self._episodes.finish(terminated | truncated)
+        reward = np.sign(reward, dtype=np.float32) if self._clip else reward.astype(np.float32, copy=False)
+        return StepBatch(obs, reward, terminated, truncated, rets, lens)
+
+    def close(self) -> None:
+        """Close the vector env."""
+        self.venv.close()
