@@ -1,0 +1,79 @@
+"""The inference-stream interface: actors post observations, policy workers answer with actions."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+
+class InferenceClient(abc.ABC):
+    """Actor side: post a batch of rows, collect the policy's answer later."""
+
+    @abc.abstractmethod
+    def post_request(self, arrays: Arrays) -> int:
+        """Send arrays (e.g. obs [N,...], rnn_state [N,H]); returns a request id. Never blocks on peers."""
+
+    @abc.abstractmethod
+    def is_ready(self, request_id: int) -> bool:
+        """True once the answer to `request_id` has arrived."""
+
+    @abc.abstractmethod
+    def wait(self, request_id: int, timeout: float | None = None) -> Arrays:
+        """The answer to `request_id` (consumed); TimeoutError after `timeout` seconds."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release sockets and memory."""
+
+    def __enter__(self) -> InferenceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class InferenceRequest:
+    """One request as the server sees it; `arrays` are only valid until `respond`."""
+
+    client: bytes
+    request_id: int
+    arrays: Arrays
+    handle: Any = field(default=None, repr=False)  # transport-private (e.g. the shm slot to answer into)
+
+    @property
+    def rows(self) -> int:
+        """Leading dimension of the first array (1 for scalars or no arrays)."""
+        for a in self.arrays.values():
+            return int(a.shape[0]) if a.ndim else 1
+        return 1
+
+
+class InferenceServer(abc.ABC):
+    """Policy-worker side: gather requests into batches, answer each one. One thread per server."""
+
+    dropped: int = 0  # malformed messages dropped so far
+    address: str = ""
+
+    @abc.abstractmethod
+    def poll_requests(self, max_rows: int, timeout: float) -> list[InferenceRequest]:
+        """Wait up to `timeout` s for a request, then take what is queued, up to `max_rows` rows."""
+
+    @abc.abstractmethod
+    def respond(self, request: InferenceRequest, arrays: Arrays) -> None:
+        """Send the answer to one request (rows aligned with the request's rows)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Unregister and release sockets."""
+
+    def __enter__(self) -> InferenceServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

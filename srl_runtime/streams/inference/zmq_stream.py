@@ -1,0 +1,321 @@
+"""ZMQ inference stream: policy workers bind a ROUTER, actors hold one DEALER per policy worker.
+
+One DEALER per server (instead of one DEALER connected to all) lets the client know where each
+request went, so requests to a server that left the name records are re-sent elsewhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from srl_runtime.name_records import keys
+from srl_runtime.name_records.base import NameRecords
+from srl_runtime.streams import wire, zmq_util
+from srl_runtime.streams.discovery import PeerDirectory
+from srl_runtime.streams.inference.base import (
+    Arrays,
+    InferenceClient,
+    InferenceRequest,
+    InferenceServer,
+)
+from srl_runtime.streams.wire import MalformedMessage
+
+log = logging.getLogger(__name__)
+
+REQUEST = "infer_req"
+REPLY = "infer_rep"
+MAX_REQUEST_ID = 2**63 - 1
+
+
+def request_id_of(meta: dict[str, Any]) -> int:
+    """The request id in a message's meta; MalformedMessage if absent or not a plain int."""
+    rid = meta.get("id")
+    if type(rid) is not int or not 0 <= rid <= MAX_REQUEST_ID:
+        raise MalformedMessage(f"bad request id {rid!r}")
+    return rid
+
+
+class ZmqInferenceServer(InferenceServer):
+    """ROUTER on tcp://host:random-port, registered at keys.inference_stream(root, index)."""
+
+    def __init__(
+        self,
+        name_records: NameRecords,
+        root: str,
+        index: int,
+        host: str = "127.0.0.1",
+        *,
+        keepalive_ttl: float = 10.0,
+    ) -> None:
+        self.dropped = 0
+        self._sock = zmq_util.socket(zmq.ROUTER)
+        self._carry: deque[InferenceRequest] = deque()  # taken off the socket but over max_rows
+        self.address = self._bind(host)
+        self._records = name_records
+        self._key = keys.inference_stream(root, index)
+        name_records.add(self._key, self.address, keepalive_ttl=keepalive_ttl, replace=True)
+        log.info("inference server %d listening on %s", index, self.address)
+
+    # ---- transport hooks (shm overrides these)
+    def _bind(self, host: str) -> str:
+        return zmq_util.bind_tcp(self._sock, host)
+
+    def _unpack(self, client: bytes, meta: dict[str, Any], arrays: Arrays) -> InferenceRequest:
+        return InferenceRequest(client=client, request_id=request_id_of(meta), arrays=arrays)
+
+    def _reply_frames(self, request: InferenceRequest, arrays: Arrays) -> list[Any]:
+        return wire.encode(REPLY, {"id": request.request_id}, arrays)
+
+    def _housekeeping(self) -> None:
+        """Called once per poll_requests."""
+
+    # ---- API
+    def poll_requests(self, max_rows: int, timeout: float) -> list[InferenceRequest]:
+        self._housekeeping()
+        batch: list[InferenceRequest] = []
+        rows = 0
+        while self._carry and (not batch or rows + self._carry[0].rows <= max_rows):
+            req = self._carry.popleft()
+            batch.append(req)
+            rows += req.rows
+        deadline = time.monotonic() + timeout
+        while not batch:  # block (up to timeout) for the first valid request
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._sock.poll(max(0, int(remaining * 1000)), zmq.POLLIN):
+                return []
+            req = self._recv()
+            if req is not None:
+                batch.append(req)
+                rows += req.rows
+        while rows < max_rows and self._sock.poll(0, zmq.POLLIN):  # then only what is already here
+            req = self._recv()
+            if req is None:
+                continue
+            if rows + req.rows > max_rows:
+                self._carry.append(req)
+                break
+            batch.append(req)
+            rows += req.rows
+        return batch
+
+    def respond(self, request: InferenceRequest, arrays: Arrays) -> None:
+        frames = [request.client, *self._reply_frames(request, arrays)]
+        try:
+            self._sock.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:  # that client's queue is full (it stopped reading): it will re-send
+            log.warning("dropping reply %d: client queue full", request.request_id)
+
+    def close(self) -> None:
+        try:
+            self._records.delete(self._key)
+        except Exception:  # noqa: BLE001 - already gone or records closed; the TTL handles it
+            pass
+        self._sock.close()
+
+    def _recv(self) -> InferenceRequest | None:
+        """One message off the socket as a request, or None (counted in dropped) if malformed."""
+        try:
+            frames = self._sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        try:
+            if len(frames) < 2:
+                raise MalformedMessage("no payload")
+            kind, meta, arrays = wire.decode(frames[1:])
+            if kind != REQUEST:
+                raise MalformedMessage(f"unexpected kind {kind!r}")
+            return self._unpack(frames[0].bytes, meta, arrays)
+        except MalformedMessage as e:
+            self.dropped += 1
+            log.debug("dropped malformed inference request: %s", e)
+            return None
+
+
+@dataclass
+class _Pending:
+    payload: Any  # what _request_frames needs to (re)send the request
+    address: str | None = None  # server it was last sent to; None: not sent yet
+    sent_at: float = 0.0
+
+
+class ZmqInferenceClient(InferenceClient):
+    """DEALERs to every server under keys.inference_streams(root), requests spread round-robin.
+
+    Requests to a server that disappears (or whose address changes after a restart) are re-sent to
+    a live one; a request unanswered for `resend_after` seconds is re-sent too, so a lost message
+    delays an actor but never hangs it.
+    """
+
+    def __init__(
+        self,
+        name_records: NameRecords,
+        root: str,
+        *,
+        refresh_interval: float = 0.5,
+        resend_after: float = 30.0,
+    ) -> None:
+        self.dropped = 0
+        self._peers = PeerDirectory(
+            name_records, keys.inference_streams(root), what="inference servers (policy workers)",
+            refresh_interval=refresh_interval,
+        )
+        self._refresh_interval = refresh_interval
+        self._resend_after = resend_after
+        self._socks: dict[str, zmq.Socket] = {}
+        self._order: list[str] = []
+        self._rr = 0
+        self._poller = zmq.Poller()
+        self._ids = itertools.count()
+        self._pending: dict[int, _Pending] = {}
+        self._results: dict[int, Arrays] = {}
+        self._sync()
+
+    # ---- transport hooks (shm overrides these)
+    def _new_socket(self, address: str) -> zmq.Socket:
+        sock = zmq_util.socket(zmq.DEALER)
+        sock.connect(address)
+        return sock
+
+    def _payload(self, request_id: int, arrays: Arrays) -> Any:
+        # copy: the actor reuses its observation buffers, and we may need to re-send
+        return {k: wire.prepare(v).copy() for k, v in arrays.items()}
+
+    def _request_frames(self, request_id: int, pending: _Pending, resend: bool) -> list[Any]:
+        return wire.encode(REQUEST, {"id": request_id}, pending.payload)
+
+    def _reply(self, pending: _Pending, meta: dict[str, Any], arrays: Arrays) -> Arrays:
+        return arrays
+
+    def _discard(self, pending: _Pending) -> None:
+        """A pending request is finished or cancelled."""
+
+    # ---- API
+    def post_request(self, arrays: Arrays) -> int:
+        request_id = next(self._ids)
+        pending = _Pending(payload=self._payload(request_id, arrays))
+        self._pending[request_id] = pending
+        self._sync()  # sends it, along with anything still waiting for a server
+        return request_id
+
+    def is_ready(self, request_id: int) -> bool:
+        if request_id in self._results:
+            return True
+        self._check_known(request_id)
+        self._sync()
+        self._receive(0)
+        return request_id in self._results
+
+    def wait(self, request_id: int, timeout: float | None = None) -> Arrays:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while request_id not in self._results:
+            self._check_known(request_id)
+            self._sync()
+            step = self._refresh_interval
+            if deadline is not None:
+                step = min(step, deadline - time.monotonic())
+                if step <= 0:
+                    raise TimeoutError(f"no answer to inference request {request_id} within {timeout}s")
+            self._receive(step)
+        return self._results.pop(request_id)
+
+    def cancel(self, request_id: int) -> None:
+        """Forget a request (e.g. after giving up on it); a late answer is ignored."""
+        pending = self._pending.pop(request_id, None)
+        if pending is not None:
+            self._discard(pending)
+        self._results.pop(request_id, None)
+
+    def wait_for_servers(self, timeout: float | None = None) -> list[str]:
+        """Block until at least one server is registered; returns their addresses."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._order:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no inference server registered")
+            time.sleep(self._refresh_interval)
+            self._sync()
+        return list(self._order)
+
+    def close(self) -> None:
+        for rid in list(self._pending):
+            self.cancel(rid)
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
+        self._order = []
+
+    # ---- internals
+    def _check_known(self, request_id: int) -> None:
+        if request_id not in self._pending:
+            raise KeyError(f"unknown or already consumed request {request_id}")
+
+    def _sync(self) -> None:
+        """Follow server membership and (re)send requests that have no live destination."""
+        addresses = self._peers.addresses()
+        if addresses != self._order:
+            for address in set(self._socks) - set(addresses):
+                log.info("inference server %s went away", address)
+                sock = self._socks.pop(address)
+                self._poller.unregister(sock)
+                sock.close()
+            for address in addresses:
+                if address not in self._socks:
+                    log.info("inference server %s found", address)
+                    self._socks[address] = sock = self._new_socket(address)
+                    self._poller.register(sock, zmq.POLLIN)
+            self._order = list(addresses)
+        now = time.monotonic()
+        for rid, pending in self._pending.items():
+            if (
+                pending.address not in self._socks
+                or now - pending.sent_at > self._resend_after
+            ):
+                self._send(rid, pending)
+
+    def _send(self, request_id: int, pending: _Pending) -> None:
+        if not self._order:
+            pending.address = None
+            return
+        address = self._order[self._rr % len(self._order)]
+        self._rr += 1
+        resend = pending.address is not None or pending.sent_at > 0
+        try:
+            self._socks[address].send_multipart(
+                self._request_frames(request_id, pending, resend), copy=False, flags=zmq.NOBLOCK
+            )
+        except zmq.Again:  # queue to that server full: try again on the next _sync
+            pending.address = None
+            return
+        pending.address = address
+        pending.sent_at = time.monotonic()
+
+    def _receive(self, timeout: float) -> None:
+        if not self._socks:
+            time.sleep(max(0.0, timeout))  # nothing to listen to until a server registers
+            return
+        for sock, _ in self._poller.poll(max(0, int(timeout * 1000))):
+            while True:
+                try:
+                    frames = sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    kind, meta, arrays = wire.decode(frames)
+                    if kind != REPLY:
+                        raise MalformedMessage(f"unexpected kind {kind!r}")
+                    rid = request_id_of(meta)
+                    pending = self._pending.get(rid)
+                    if pending is None:  # answered twice after a re-send, or cancelled
+                        continue
+                    self._results[rid] = self._reply(pending, meta, arrays)
+                    del self._pending[rid]
+                    self._discard(pending)
+                except MalformedMessage as e:
+                    self.dropped += 1
+                    log.debug("dropped malformed inference reply: %s", e)

@@ -1,0 +1,64 @@
+"""ZMQ plumbing shared by the streams: one context per process, sockets that close quickly."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from typing import Any
+
+import zmq
+
+DEFAULT_LINGER_MS = 0  # a dead peer must never keep a worker from exiting
+MAX_MESSAGE_BYTES = 1 << 30  # libzmq allocates what the peer announces; cap it per frame
+
+_context: zmq.Context | None = None
+_context_pid: int | None = None
+
+
+def context() -> zmq.Context:
+    """The process-wide ZMQ context (a fresh one after fork: contexts must not cross forks)."""
+    global _context, _context_pid
+    if _context is None or _context_pid != os.getpid():
+        _context = zmq.Context()
+        _context_pid = os.getpid()
+    return _context
+
+
+def socket(kind: int, *, linger_ms: int = DEFAULT_LINGER_MS, receiver: bool = True, **options: Any) -> zmq.Socket:
+    """A socket with LINGER set and, for receivers, a per-frame size cap."""
+    sock = context().socket(kind)
+    sock.setsockopt(zmq.LINGER, linger_ms)
+    if receiver:
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    for name, value in options.items():
+        sock.setsockopt(getattr(zmq, name.upper()), value)
+    return sock
+
+
+def bind_tcp(sock: zmq.Socket, host: str) -> str:
+    """Bind to a random port on `host`; returns the address peers connect to."""
+    sock.bind(f"tcp://{host}:0")
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def ipc_path(prefix: str) -> str:
+    """A fresh unix-socket path for an ipc:// endpoint (short enough for sun_path)."""
+    base = os.environ.get("SRL_IPC_DIR") or tempfile.gettempdir()
+    return os.path.join(base, f"srl-{prefix}-{uuid.uuid4().hex[:12]}.sock")
+
+
+def bind_ipc(sock: zmq.Socket, prefix: str) -> tuple[str, str]:
+    """Bind to a new ipc:// endpoint; returns (address, path) — the caller removes the path on close."""
+    path = ipc_path(prefix)
+    sock.bind(f"ipc://{path}")
+    return f"ipc://{path}", path
+
+
+def remove_file(path: str | None) -> None:
+    """Remove an ipc socket file, ignoring that it is already gone."""
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
