@@ -1,0 +1,91 @@
+"""The `srl` command: run an experiment locally, validate a document, or run one worker (a pod)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from srl_runtime.config.load import InvalidExperiment, load_experiment
+
+EXIT_INVALID = 2
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    load_experiment(args.file)
+    print(f"{args.file}: valid")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from srl_runtime.launcher.local import LocalLauncher, run_dir_for
+    from srl_runtime.launcher.serial import run_serial
+
+    experiment = load_experiment(args.file)
+    run_dir = run_dir_for(experiment, Path(args.run_dir) if args.run_dir else None)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    if not args.quiet:
+        spec = experiment.spec
+        print(
+            f"srl: {experiment.metadata.name}: {spec.environment.id or spec.environment.entry_point} | "
+            f"actors {spec.actors.replicas}x{spec.actors.ring_size}x{spec.actors.envs_per_slot} envs, "
+            f"policy workers {spec.policy_workers.replicas}, trainers {spec.trainers.replicas} | run dir {run_dir}",
+            flush=True,
+        )
+    if args.serial:
+        summary = run_serial(experiment, run_dir)
+    else:
+        summary = LocalLauncher(experiment, run_dir, resume=args.resume, quiet=args.quiet, log_level=level).run()
+    result = summary.public()
+    if not args.quiet:
+        print(
+            f"srl: stopped ({result['stop_reason']}) after {result['wall_seconds']:.1f}s: "
+            f"{result['env_frames']:,} frames, {result['train_steps']} train steps, "
+            f"version {result['policy_version']}, mean return {result['mean_return']}",
+            flush=True,
+        )
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(result) + "\n")
+    reason = result["stop_reason"] or ""
+    return 1 if reason.startswith("failed") else (130 if reason == "interrupted" else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate so docs and tests can inspect it)."""
+    parser = argparse.ArgumentParser(prog="srl", description="SRL-architecture reinforcement learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train an RLExperiment on this machine")
+    run.add_argument("file", help="RLExperiment YAML")
+    run.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    run.add_argument("--summary-json", metavar="PATH", help="write a JSON summary here at the end")
+    run.add_argument("--run-dir", metavar="DIR", help="run directory (default: runs/<name>)")
+    run.add_argument("--serial", action="store_true", help="all workers in this process (debugging)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("-v", "--verbose", action="store_true", help="worker log lines")
+    run.set_defaults(func=_cmd_run)
+
+    val = sub.add_parser("validate", help="check an RLExperiment document")
+    val.add_argument("file")
+    val.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `srl` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InvalidExperiment as err:
+        print(f"srl: {args.file}: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except FileNotFoundError as err:
+        print(f"srl: {err}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Serial mode: every worker of an experiment in this one process, polled in turn.
+
+For tests and debugging: no processes, in-memory name records, the same worker code and streams.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
+from srl_runtime.name_records import keys
+from srl_runtime.name_records.memory import MemoryNameRecords
+from srl_runtime.workers import Worker, WorkerContext, make_worker, worker_counts
+
+
+def run_serial(experiment: RLExperiment, run_dir: Path, *, tick_seconds: float = 0.5) -> Summary:
+    """Run all workers round-robin in this process until a stop condition."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    nr = MemoryNameRecords()
+    root = keys.experiment_root(experiment.metadata.name, experiment.metadata.namespace)
+    monitor = ExperimentMonitor(nr, root, experiment.spec.stop)
+    workers: list[Worker] = []
+    for role in ("trainer", "policy", "eval", "actor"):
+        for i in range(worker_counts(experiment.spec)[role]):
+            w = make_worker(WorkerContext(experiment, role, i, nr, run_dir))
+            w.start()
+            workers.append(w)
+    next_tick = 0.0
+    try:
+        while monitor.summary.stop_reason is None:
+            for w in workers:
+                w.poll_once()
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + tick_seconds
+                for w in workers:
+                    w._publish_progress()
+                monitor.tick()
+    finally:
+        if monitor.summary.stop_reason is None:
+            monitor.request_stop("failed")
+        for w in workers:
+            w.exit("stop")
+        monitor.tick()
+        nr.close()
+    return monitor.summary

@@ -1,0 +1,227 @@
+"""Actor worker: steps an env ring, asks for actions, sends trajectories to trainers.
+
+The ring: an actor holds `ringSize` slots of `envsPerSlot` environments. Each slot's observations go
+out as one inference request (split `inferenceSplits` ways); while slot k waits for its actions, the
+actor steps slot k+1 whose actions have arrived. With inline inference the ring degenerates to one
+batched forward pass per slot in this process.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from srl_runtime.envs import make_env_batch
+from srl_runtime.param_db import make_parameter_db
+from srl_runtime.policies import Policy
+from srl_runtime.streams.inference import make_inference_client
+from srl_runtime.streams.sample import make_sample_producer
+from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.placement import inference_kind, sample_kind, set_torch_threads
+from srl_runtime.workers.trajectory import EpisodeBuffer, TrajectoryBuffer
+
+log = logging.getLogger(__name__)
+
+
+class _Slot:
+    """One ring slot: its envs, the latest observation, recurrent state and trajectory buffer."""
+
+    def __init__(self, envs: Any, obs: np.ndarray, rnn_state: np.ndarray) -> None:
+        self.envs = envs
+        self.obs = obs
+        self.rnn_state = rnn_state
+        self.requests: list[tuple[int, slice]] = []
+        self.buffer: TrajectoryBuffer | None = None
+        self.episodes: EpisodeBuffer | None = None
+
+
+class ActorWorker(Worker):
+    """Steps environments and produces sample messages."""
+
+    role = "actor"
+
+    def _configure(self) -> None:
+        spec = self.ctx.experiment.spec
+        self.spec = spec.actors
+        set_torch_threads(spec.actors.torch_threads)
+        self.slots: list[_Slot] = []
+        self.policy_version = -1
+        self.inline_policy: Policy | None = None
+        self._returns: collections.deque[tuple[float, float]] = collections.deque(maxlen=max(100, spec.stop.return_window))
+        self.episodes_done = 0
+        self.env_frames = 0
+        self.frame_multiplier = spec.environment.atari.frame_skip if spec.environment.atari else 1
+
+        for k in range(self.spec.ring_size):
+            envs = make_env_batch(spec.environment, self.spec.envs_per_slot, seed=self.ctx.seed * 1000 + k * self.spec.envs_per_slot)
+            self.slots.append(_Slot(envs, envs.reset(), np.zeros((0,), np.float32)))
+        first = self.slots[0].envs
+        self.rows = first.rows
+
+        kind = inference_kind(spec)
+        if kind == "inline":
+            self.inline_policy = Policy(first.observation_space, first.action_space, spec.policy, device=spec.actors.device)
+            self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
+            self._pull_params(block=False)
+            self.client = make_inference_client("inline", self.ctx.name_records, self.ctx.root, policy=self.inline_policy)
+            probe = self.inline_policy
+        else:
+            self.client = make_inference_client(kind, self.ctx.name_records, self.ctx.root)
+            # A local shape probe: the recurrent state size and dtypes come from the same network code.
+            probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu")
+        self.recurrent = probe.recurrent
+        example = probe.rollout(self.slots[0].obs[:1], probe.initial_rnn_state(1))
+        self.producer = make_sample_producer(sample_kind(spec), self.ctx.name_records, self.ctx.root)
+
+        length = self.spec.burn_in + self.spec.sample_steps + self.spec.bootstrap_steps
+        carry = self.spec.burn_in + self.spec.bootstrap_steps
+        rows = self.rows
+        fields: dict[str, tuple[tuple[int, ...], np.dtype]] = {
+            "obs": ((rows, *self.slots[0].obs.shape[1:]), self.slots[0].obs.dtype),
+            "action": ((rows, *example["action"].shape[1:]), example["action"].dtype),
+            "logp": ((rows,), np.dtype(np.float32)),
+            "value": ((rows,), np.dtype(np.float32)),
+            "reward": ((rows,), np.dtype(np.float32)),
+            "done": ((rows,), np.dtype(bool)),
+            "truncated": ((rows,), np.dtype(bool)),
+            "policy_version": ((rows,), np.dtype(np.int64)),
+        }
+        if self.recurrent:
+            fields["rnn_state"] = ((rows, probe.rnn_state_size), np.dtype(np.float32))
+        for slot in self.slots:
+            slot.rnn_state = probe.initial_rnn_state(rows)
+            if self.spec.full_trajectory:
+                slot.episodes = EpisodeBuffer(self.spec.max_episode_length, rows, fields)
+            else:
+                slot.buffer = TrajectoryBuffer(length, carry, fields)
+        self._next_pull = 0.0
+        self._splits = _splits(rows, self.spec.inference_splits)
+        for slot in self.slots:
+            self._post(slot)
+
+    # ---- parameters (inline inference only)
+    def _pull_params(self, block: bool) -> None:
+        assert self.inline_policy is not None
+        latest = self.param_db.latest_version()
+        if latest is None or latest <= self.policy_version:
+            return
+        try:
+            ckpt = self.param_db.get(tag="latest")
+        except Exception as err:  # noqa: BLE001 - a racing GC or a partial store: try next poll
+            log.debug("param pull failed: %s", err)
+            return
+        self.inline_policy.load_state(ckpt.state["policy"], ckpt.version)
+        self.policy_version = ckpt.version
+
+    # ---- the ring
+    def _post(self, slot: _Slot) -> None:
+        slot.requests = []
+        for part in self._splits:
+            arrays = {"obs": slot.obs[part]}
+            if self.recurrent:
+                arrays["rnn_state"] = slot.rnn_state[part]
+            slot.requests.append((self.client.post_request(arrays), part))
+
+    def _collect(self, slot: _Slot) -> dict[str, np.ndarray]:
+        if len(slot.requests) == 1:
+            return self.client.wait(slot.requests[0][0], timeout=self._timeout)
+        parts = [self.client.wait(rid, timeout=self._timeout) for rid, _ in slot.requests]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    _timeout = 60.0
+
+    def _poll(self) -> PollResult:
+        if self.inline_policy is not None:
+            now = time.monotonic()
+            if now >= self._next_pull:
+                self._next_pull = now + self.spec.param_pull_interval
+                self._pull_params(block=False)
+        steps = 0
+        sent = 0
+        for slot in self.slots:
+            result = self._collect(slot)
+            version = int(result["policy_version"][0]) if "policy_version" in result else self.policy_version
+            self.policy_version = max(self.policy_version, version)
+            action = result["action"]
+            prev_obs, prev_state = slot.obs, slot.rnn_state
+            step = slot.envs.step(action)
+            done = step.terminated | step.truncated
+            row = {
+                "obs": prev_obs,
+                "action": action,
+                "logp": result["logp"],
+                "value": result["value"],
+                "reward": step.reward,
+                "done": done,
+                "truncated": step.truncated,
+                "policy_version": np.full(self.rows, version, np.int64),
+            }
+            if self.recurrent:
+                row["rnn_state"] = prev_state
+                new_state = result["rnn_state"]
+                new_state[done] = 0.0  # a new episode starts from a zero state
+                slot.rnn_state = new_state
+            slot.obs = step.obs
+            sent += self._record(slot, row, done)
+            # Post at once so this slot's inference overlaps the next slot's env step.
+            self._post(slot)
+            steps += self.rows
+            if step.episode_returns:
+                now = time.time()
+                for ret in step.episode_returns:
+                    self._returns.append((now, float(ret)))
+                self.episodes_done += len(step.episode_returns)
+        self.env_frames += steps * self.frame_multiplier
+        return PollResult(sample_count=steps, batch_count=sent)
+
+    def _record(self, slot: _Slot, row: dict[str, np.ndarray], done: np.ndarray) -> int:
+        meta = {"actor": self.ctx.index, "policy_version": self.policy_version}
+        if slot.buffer is not None:
+            buf = slot.buffer
+            for name, value in row.items():
+                buf.write(name, value)
+            buf.advance()
+            if buf.full:
+                self.producer.post(meta, buf.arrays)
+                buf.roll()
+                return 1
+            return 0
+        assert slot.episodes is not None
+        eps = slot.episodes
+        for name, value in row.items():
+            eps.write_row(name, value)
+        eps.advance()
+        sent = 0
+        ended = np.flatnonzero(done | (eps.t >= self.spec.max_episode_length))
+        for r in ended:
+            self.producer.post({**meta, "episode": True}, eps.take(int(r)))
+            sent += 1
+        return sent
+
+    def _on_exit(self) -> None:
+        for closer in (getattr(self, "producer", None), getattr(self, "client", None)):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # noqa: BLE001 - closing on the way out
+                    pass
+        for slot in getattr(self, "slots", []):
+            slot.envs.close()
+
+    def progress(self) -> dict[str, Any]:
+        return {
+            "env_frames": getattr(self, "env_frames", 0),
+            "episodes": getattr(self, "episodes_done", 0),
+            "policy_version": getattr(self, "policy_version", -1),
+            "recent_returns": list(getattr(self, "_returns", [])),
+        }
+
+
+def _splits(rows: int, parts: int) -> list[slice]:
+    """Contiguous, nearly equal row ranges."""
+    bounds = np.linspace(0, rows, parts + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]

@@ -1,0 +1,109 @@
+"""Policy worker: batches inference requests from many actors and runs one forward pass per batch.
+
+Where the inference batch gets built: `_poll` takes whatever requests are queued (up to
+`batchSize` rows, waiting at most `maxWaitMs` once one is in hand), concatenates them, runs the
+policy, and splits the result back per request. It pulls new parameters from the parameter DB on
+an interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from srl_runtime.envs import make_env_batch
+from srl_runtime.param_db import make_parameter_db
+from srl_runtime.policies import Policy
+from srl_runtime.streams.inference import make_inference_server
+from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.placement import inference_kind, set_torch_threads
+
+log = logging.getLogger(__name__)
+
+
+class PolicyWorker(Worker):
+    """Serves batched inference."""
+
+    role = "policy"
+
+    def _configure(self) -> None:
+        spec = self.ctx.experiment.spec
+        self.spec = spec.policy_workers
+        set_torch_threads(self.spec.torch_threads)
+        probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
+        self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
+        probe.close()
+        self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
+        self.server = make_inference_server(
+            inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host
+        )
+        self.policy_version = -1
+        self._next_pull = 0.0
+        self._pull(block=False)
+        self.batch_sizes: list[int] = []
+        self.latency_ms = 0.0
+
+    def _pull(self, block: bool) -> None:
+        latest = self.param_db.latest_version()
+        if latest is None or latest <= self.policy_version:
+            return
+        try:
+            ckpt = self.param_db.get(tag="latest")
+        except Exception as err:  # noqa: BLE001 - racing GC: next interval
+            log.debug("param pull failed: %s", err)
+            return
+        self.policy.load_state(ckpt.state["policy"], ckpt.version)
+        self.policy_version = ckpt.version
+
+    def _poll(self) -> PollResult:
+        now = time.monotonic()
+        if now >= self._next_pull:
+            self._next_pull = now + self.spec.pull_interval
+            self._pull(block=False)
+        requests = self.server.poll_requests(self.spec.batch_size, timeout=0.05)
+        if not requests:
+            return PollResult()
+        if self.spec.max_wait_ms > 0:
+            rows = sum(len(r.arrays["obs"]) for r in requests)
+            deadline = time.monotonic() + self.spec.max_wait_ms / 1000
+            while rows < self.spec.batch_size and time.monotonic() < deadline:
+                more = self.server.poll_requests(self.spec.batch_size - rows, timeout=max(0.0, deadline - time.monotonic()))
+                if not more:
+                    break
+                requests.extend(more)
+                rows += sum(len(r.arrays["obs"]) for r in more)
+        started = time.perf_counter()
+        obs = np.concatenate([r.arrays["obs"] for r in requests])
+        state = (
+            np.concatenate([r.arrays["rnn_state"] for r in requests]) if self.policy.recurrent else None
+        )
+        out = self.policy.rollout(obs, state)
+        out["policy_version"] = np.full(len(obs), self.policy_version, np.int64)
+        start = 0
+        for r in requests:
+            n = len(r.arrays["obs"])
+            self.server.respond(r, {k: v[start : start + n] for k, v in out.items()})
+            start += n
+        self.latency_ms = (time.perf_counter() - started) * 1000
+        self.batch_sizes.append(len(obs))
+        if len(self.batch_sizes) > 100:
+            del self.batch_sizes[:50]
+        return PollResult(sample_count=len(obs), batch_count=len(requests))
+
+    def _on_exit(self) -> None:
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.close()
+
+    def progress(self) -> dict[str, Any]:
+        sizes = getattr(self, "batch_sizes", [])
+        server = getattr(self, "server", None)
+        return {
+            "policy_version": getattr(self, "policy_version", -1),
+            "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
+            "latency_ms": getattr(self, "latency_ms", 0.0),
+            "dropped": getattr(server, "dropped", 0),
+        }

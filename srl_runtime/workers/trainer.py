@@ -1,0 +1,136 @@
+"""Trainer worker: consumes trajectories, runs PPO, pushes policy versions to the parameter DB.
+
+Every `pushEvery` train steps it pushes the policy (the version actors and policy workers pull);
+every `checkpointEvery` steps, and on exit, the pushed version also carries the learner state and
+is tagged `checkpoint`, which is what a restarted trainer resumes from.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from srl_runtime.algorithms.ppo import PPOLearner
+from srl_runtime.envs import make_env_batch
+from srl_runtime.param_db import make_parameter_db
+from srl_runtime.policies import Policy
+from srl_runtime.streams.sample import make_sample_consumer
+from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.placement import sample_kind, set_torch_threads
+from srl_runtime.workers.sample_buffer import EpisodeChunker, SampleBuffer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_TAG = "checkpoint"
+
+
+class TrainerWorker(Worker):
+    """Trains the policy and publishes versions."""
+
+    role = "trainer"
+
+    def _configure(self) -> None:
+        spec = self.ctx.experiment.spec
+        self.spec = spec.trainers
+        set_torch_threads(self.spec.torch_threads)
+        probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
+        self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
+        probe.close()
+        self.learner = PPOLearner(self.policy, spec.algorithm.ppo, total_train_steps=spec.stop.train_steps)
+        self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
+        self.buffer = SampleBuffer(
+            self.spec.batch_size, self.spec.buffer_capacity, self.spec.sample_reuse, self.spec.max_staleness
+        )
+        actors = spec.actors
+        self.burn_in = actors.burn_in
+        self.chunker = EpisodeChunker(
+            actors.burn_in + actors.sample_steps + actors.bootstrap_steps, actors.burn_in + actors.bootstrap_steps
+        )
+        self.version = 0
+        self.last_stats: dict[str, float] = {}
+        self.trained_rows = 0
+        self._resume()
+        if self.ctx.index == 0 and self.param_db.latest_version() is None:
+            self._push(checkpoint=True)
+        self.consumer = make_sample_consumer(
+            sample_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host
+        )
+
+    def _resume(self) -> None:
+        try:
+            ckpt = self.param_db.get(tag=CHECKPOINT_TAG)
+        except Exception:  # noqa: BLE001 - nothing to resume from: a fresh run
+            return
+        self.policy.load_state(ckpt.state["policy"], ckpt.version)
+        if "learner" in ckpt.state:
+            self.learner.load_state_dict(ckpt.state["learner"])
+        self.version = max(ckpt.version, self.param_db.latest_version() or 0)
+        log.info("trainer %d: resumed from version %d (train step %d)", self.ctx.index, ckpt.version, self.learner.train_steps)
+
+    def _push(self, checkpoint: bool) -> None:
+        self.version += 1
+        self.policy.version = self.version
+        state: dict[str, Any] = {"policy": self.policy.get_state()}
+        tags = []
+        if checkpoint:
+            state["learner"] = self.learner.state_dict()
+            tags.append(CHECKPOINT_TAG)
+        self.param_db.push(
+            state,
+            self.version,
+            tags=tags,
+            metadata={"train_step": self.learner.train_steps, "timestamp": time.time()},
+        )
+        self.param_db.gc()
+
+    def _poll(self) -> PollResult:
+        got = 0
+        # Drain what is queued, waiting briefly only when nothing is.
+        timeout = 0.05
+        while not self.buffer.ready():
+            msg = self.consumer.consume(timeout=timeout)
+            if msg is None:
+                break
+            meta, arrays = msg
+            if meta.get("episode"):
+                for piece in self.chunker.add(arrays):
+                    self.buffer.add(piece)
+            else:
+                self.buffer.add(arrays)
+            got += 1
+            timeout = 0.0
+        self.buffer.drop_stale(self.version)
+        if not self.buffer.ready():
+            return PollResult(batch_count=got)
+        batch = self.buffer.take_batch()
+        self.last_stats = self.learner.train_step(batch, burn_in=self.burn_in)
+        rows = int(batch["reward"].shape[1]) * (int(batch["reward"].shape[0]) - self.burn_in - self.ctx.experiment.spec.actors.bootstrap_steps)
+        self.trained_rows += rows
+        if self.ctx.index == 0 and self.learner.train_steps % self.spec.push_every == 0:
+            self._push(checkpoint=self.learner.train_steps % self.spec.checkpoint_every == 0)
+        return PollResult(sample_count=rows, batch_count=got)
+
+    def _on_exit(self) -> None:
+        if getattr(self, "learner", None) is not None and self.ctx.index == 0 and self.learner.train_steps > 0:
+            try:
+                self._push(checkpoint=True)
+            except Exception as err:  # noqa: BLE001 - report, the previous checkpoint stays valid
+                log.warning("final checkpoint failed: %s", err)
+        consumer = getattr(self, "consumer", None)
+        if consumer is not None:
+            consumer.close()
+
+    def progress(self) -> dict[str, Any]:
+        buffer = getattr(self, "buffer", None)
+        consumer = getattr(self, "consumer", None)
+        learner = getattr(self, "learner", None)
+        return {
+            "train_steps": learner.train_steps if learner else 0,
+            "policy_version": getattr(self, "version", 0),
+            "trained_rows": getattr(self, "trained_rows", 0),
+            "dropped": getattr(consumer, "dropped", 0),
+            "dropped_stale": getattr(buffer, "dropped_stale", 0),
+            "buffer_columns": buffer.columns if buffer else 0,
+            "stats": getattr(self, "last_stats", {}),
+        }
