@@ -128,6 +128,15 @@ class TolerationSpec(Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect to tolerate.")
 
 
+class VolumeSpec(Model):
+    """An extra volume mounted into a worker pod (cluster only)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Volume name (a DNS label, unique in the pod).")
+    mount_path: str = Field(min_length=1, pattern=r"^/", description="Absolute path where the volume is mounted in the worker container.")
+    read_only: bool = Field(False, description="Mount read-only.")
+    source: dict[str, Any] = Field(description="A Kubernetes volume source, e.g. {persistentVolumeClaim: {claimName: data}} or {emptyDir: {}}.")
+
+
 class WorkerRoleSpec(Model):
     """Fields every worker role shares."""
 
@@ -138,6 +147,7 @@ class WorkerRoleSpec(Model):
     node_selector: dict[str, str] = Field(default_factory=dict, description="Pod node selector (cluster only).")
     tolerations: list[TolerationSpec] = Field(default_factory=list, description="Pod tolerations (cluster only).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the worker process.")
+    volumes: list[VolumeSpec] = Field(default_factory=list, description="Extra volumes mounted into the worker pods (cluster only).")
 
 
 class ActorSpec(WorkerRoleSpec):
