@@ -1,0 +1,42 @@
+"""Build the name-record backend an experiment's spec asks for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from srl_runtime.config.experiment import NameRecordsSpec
+from srl_runtime.name_records.base import NameRecords
+
+REDIS_ADDRESS_ENV = "SRL_REDIS_ADDRESS"
+
+
+def make_name_records(spec: NameRecordsSpec, run_dir: Path | None) -> NameRecords:
+    """auto: redis when an address is known (spec or $SRL_REDIS_ADDRESS), else a directory in run_dir."""
+    backend = spec.backend
+    redis_address = spec.redis_address or os.environ.get(REDIS_ADDRESS_ENV)
+    if backend == "auto":
+        backend = "redis" if redis_address else "directory"
+    if backend == "memory":
+        from srl_runtime.name_records.memory import MemoryNameRecords
+
+        return MemoryNameRecords()
+    if backend == "directory":
+        from srl_runtime.name_records.directory import DirectoryNameRecords
+
+        if spec.path is not None:
+            path = Path(spec.path)
+        elif run_dir is not None:
+            path = Path(run_dir) / "name_records"
+        else:
+            raise ValueError("nameRecords.path: the directory backend needs a path or a run directory")
+        return DirectoryNameRecords(path)
+    if backend == "redis":
+        from srl_runtime.name_records.redis_backend import RedisNameRecords
+
+        if not redis_address:
+            raise ValueError(
+                f"nameRecords.redisAddress: the redis backend needs host:port (or ${REDIS_ADDRESS_ENV})"
+            )
+        return RedisNameRecords(redis_address)
+    raise ValueError(f"nameRecords.backend: unknown backend {backend!r}")
