@@ -164,7 +164,7 @@ def view(buf: memoryview, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray
 
 
 def decode(frames: Sequence[Any]) -> tuple[str, dict[str, Any], Arrays]:
-    """(kind, meta, arrays) from received frames; arrays are read-only views of the frames."""
+    """(kind, meta, arrays) from received frames; arrays are zero-copy views of the frames."""
     if not frames:
         raise MalformedMessage("empty message")
     kind, meta, specs = decode_header(frames[0])
