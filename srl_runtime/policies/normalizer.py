@@ -38,6 +38,10 @@ class RunningMeanStd(nn.Module):
         std = (self.var + self.eps).sqrt().to(x.dtype)
         return ((x - mean) / std).clamp(-self.clip, self.clip)
 
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std without clipping (value targets)."""
+        return (x - self.mean.to(x.dtype)) / (self.var + self.eps).sqrt().to(x.dtype)
+
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """x * std + mean."""
         return x * (self.var + self.eps).sqrt().to(x.dtype) + self.mean.to(x.dtype)

@@ -25,6 +25,14 @@ class Policy:
         self.recurrent = self.module.rnn is not None
         self.rnn_state_size = self.module.rnn_size
         self._action_dtype = np.int64 if self.module.discrete else np.float32
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the value de-normalisation after the module's buffers changed (learner, load)."""
+        vn = self.module.value_norm
+        self._value_mean = float(vn.mean)
+        self._value_std = float((vn.var + vn.eps).sqrt())
+        self._value_identity = abs(self._value_mean) < 1e-12 and abs(self._value_std - 1.0) < 1e-6
 
     def initial_rnn_state(self, rows: int) -> np.ndarray:
         """Zero recurrent state [rows, H] ([rows, 0] without an RNN)."""
@@ -44,11 +52,13 @@ class Policy:
                 h = torch.as_tensor(rnn_state, device=self.device)
             out, value, h_new = self.module.step(x, h)
             action, logp = self.module.sample(out, deterministic)
-            value = self.module.value_norm.denormalize(value)
+            value_np = value.cpu().numpy()
+            if not self._value_identity:
+                value_np = value_np * self._value_std + self._value_mean
             return {
                 "action": action.cpu().numpy().astype(self._action_dtype, copy=False),
                 "logp": logp.cpu().numpy(),
-                "value": value.cpu().numpy(),
+                "value": value_np,
                 "rnn_state": h_new.cpu().numpy() if h_new is not None else np.zeros((rows, 0), np.float32),
             }
 
@@ -60,3 +70,4 @@ class Policy:
         """Load a state from get_state and take its version number."""
         self.module.load_state_dict(state)
         self.version = int(version)
+        self.refresh()
