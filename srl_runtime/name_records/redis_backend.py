@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from srl_runtime.name_records.base import NameEntryExists, NameRecords
 
@@ -53,9 +55,11 @@ class RedisNameRecords(NameRecords):
             socket_timeout=socket_timeout,
             socket_connect_timeout=min(socket_timeout, 2.0),
             health_check_interval=30,
+            retry=Retry(NoBackoff(), 0),  # _call does the retrying, bounded by retry_timeout
             decode_responses=True,
         )
         self._run_id: str | None = None
+        self._static: dict[str, str] = {}  # entries we added without a TTL, re-added after a restart
 
     # ---- retry
     def _call(self, fn: Callable[[redis.Redis], T]) -> T:
@@ -106,6 +110,8 @@ class RedisNameRecords(NameRecords):
         return self._call(scan)
 
     def _delete(self, name: str) -> bool:
+        with self._owned_lock:
+            self._static.pop(name, None)
         return bool(self._call(lambda r: r.delete(self._key(name))))
 
     # ---- keep-alive that also survives a server restart
@@ -118,13 +124,20 @@ class RedisNameRecords(NameRecords):
         replace: bool = False,
         delete_on_exit: bool = True,
     ) -> None:
-        """Add `name` = `value`; owned entries are re-added if the Redis server restarts."""
+        """Add `name` = `value`; entries added here are re-added if the Redis server restarts."""
         super().add(
             name, value, keepalive_ttl=keepalive_ttl, replace=replace, delete_on_exit=delete_on_exit
         )
         if self._run_id is None:
             self._run_id = self._server_run_id()
-        if delete_on_exit and keepalive_ttl is None:
+        key = name.strip("/")
+        with self._owned_lock:
+            if keepalive_ttl is None:
+                self._static[key] = value
+            else:
+                self._static.pop(key, None)
+        if keepalive_ttl is None:
+            # The base keeps alive only TTL entries; we also need the thread to watch for restarts.
             self._ensure_keepalive(_NO_TTL_WATCH_PERIOD)
 
     def _server_run_id(self) -> str | None:
@@ -136,25 +149,32 @@ class RedisNameRecords(NameRecords):
     def _keepalive_loop(self) -> None:
         while True:
             with self._owned_lock:
-                items = list(self._owned.items())
-            period = min((t for _, (_, t) in items if t is not None), default=_NO_TTL_WATCH_PERIOD)
-            if self._closing.wait(period / 3):
+                ttls = [t for _, t in self._owned.values() if t is not None]
+            if self._closing.wait(min(ttls, default=_NO_TTL_WATCH_PERIOD) / 3):
                 return
             run_id = self._server_run_id()
             restarted = run_id is not None and self._run_id is not None and run_id != self._run_id
             if run_id is not None:
                 self._run_id = run_id
+            # Snapshot after the run_id check, so a restart re-adds everything owned by then.
+            with self._owned_lock:
+                ttl_items = [(n, v, t) for n, (v, t) in self._owned.items() if t is not None]
+                static_items = list(self._static.items()) if restarted else []
             if restarted:
-                log.warning("redis %s restarted; re-adding %d owned entries", self.address, len(items))
-            for name, (value, ttl) in items:
-                if ttl is None and not restarted:
-                    continue
+                log.warning(
+                    "redis %s restarted; re-adding %d owned entries",
+                    self.address,
+                    len(ttl_items) + len(static_items),
+                )
+            for name, value in static_items:
                 try:
-                    if ttl is None:
-                        self._call(lambda r, n=name, v=value: r.set(self._key(n), v))
-                    else:
-                        self._refresh(name, value, ttl)
+                    self._call(lambda r, n=name, v=value: r.set(self._key(n), v))
                 except Exception:  # noqa: BLE001 - an outage must not kill the keep-alive thread
+                    log.debug("re-adding %s failed", name, exc_info=True)
+            for name, value, ttl in ttl_items:
+                try:
+                    self._refresh(name, value, ttl)
+                except Exception:  # noqa: BLE001
                     log.debug("keep-alive of %s failed", name, exc_info=True)
 
     def close(self) -> None:

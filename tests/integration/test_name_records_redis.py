@@ -1,0 +1,127 @@
+"""RedisNameRecords against a real redis-server, including a restart of the server mid-use."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from servers import RedisServer
+
+from srl_runtime.config.experiment import NameRecordsSpec
+from srl_runtime.name_records.base import NameEntryExists, NameEntryNotFound
+from srl_runtime.name_records.factory import make_name_records
+from srl_runtime.name_records.redis_backend import RedisNameRecords
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def records(redis_server: RedisServer) -> Iterator[RedisNameRecords]:
+    r = RedisNameRecords(redis_server.address, retry_timeout=10)
+    yield r
+    r.close()
+
+
+def raw(server: RedisServer) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+
+
+def test_contract(records: RedisNameRecords) -> None:
+    records.add("exp/a", "1")
+    with pytest.raises(NameEntryExists):
+        records.add("exp/a", "2")
+    records.add("exp/a", "2", replace=True)
+    assert records.get("exp/a") == "2"
+    for n in ["exp/a/x", "exp/a/y/z", "exp/ab", "exp/a*[1]?/q"]:
+        records.add(n, n)
+    assert records.find_subtree("exp/a") == ["exp/a", "exp/a/x", "exp/a/y/z"]
+    assert records.get_subtree("exp/a*[1]?") == ["exp/a*[1]?/q"]  # glob characters are literal
+    records.delete("exp/a")
+    with pytest.raises(NameEntryNotFound):
+        records.get("exp/a")
+    threading.Timer(0.2, lambda: records.add("exp/late", "here")).start()
+    assert records.wait("exp/late", timeout=5, poll_interval=0.02) == "here"
+
+
+def test_ttl_is_a_redis_expiry_and_keepalive_refreshes(
+    records: RedisNameRecords, redis_server: RedisServer
+) -> None:
+    records.add("exp/w/0", "addr", keepalive_ttl=0.4)
+    pttl = raw(redis_server).pttl("exp/w/0")
+    assert 0 < pttl <= 400, pttl
+    time.sleep(1.2)  # three TTLs: alive only through the keep-alive
+    assert records.get("exp/w/0") == "addr"
+    # The owner dies without cleanup: the key expires on its own.
+    records._closing.set()
+    assert records._keepalive_thread is not None
+    records._keepalive_thread.join(5)
+    time.sleep(0.6)
+    other = RedisNameRecords(redis_server.address)
+    with pytest.raises(NameEntryNotFound):
+        other.get("exp/w/0")
+    other.close()
+
+
+def test_restart_mid_use(records: RedisNameRecords, redis_server: RedisServer) -> None:
+    records.add("exp/w/0", "ttl-entry", keepalive_ttl=1.0)
+    records.add("exp/static", "no-ttl-entry")
+    reader = RedisNameRecords(redis_server.address, retry_timeout=10)
+    seen: list[object] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(tuple(reader.get_subtree("exp")))
+            except BaseException as e:  # noqa: BLE001 - recorded and asserted on below
+                errors.append(e)
+            stop.wait(0.05)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    try:
+        time.sleep(0.2)
+        redis_server.restart(downtime=0.7)  # the new server starts empty (no persistence)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if set(reader.get_subtree("exp")) == {"ttl-entry", "no-ttl-entry"}:
+                break
+            time.sleep(0.05)
+        came_back = time.monotonic() - (deadline - 5)
+    finally:
+        stop.set()
+        t.join(15)
+    transitions = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+    print(f"reader saw {len(seen)} polls, distinct states in order: {transitions}; errors: {errors!r}")
+    assert not errors, errors
+    assert set(reader.get_subtree("exp")) == {"ttl-entry", "no-ttl-entry"}, transitions
+    assert came_back < 5, came_back
+    # Calls made while the server is away wait for it instead of failing.
+    threading.Timer(0.5, redis_server.start).start()
+    redis_server.stop()
+    records.add("exp/during-outage", "ok")
+    assert reader.get("exp/during-outage") == "ok"
+    reader.close()
+
+
+def test_bounded_retry_when_server_stays_down(redis_server: RedisServer) -> None:
+    r = RedisNameRecords(redis_server.address, retry_timeout=0.5)
+    redis_server.stop()
+    t0 = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        r.get("x")
+    elapsed = time.monotonic() - t0
+    assert 0.2 < elapsed < 3, elapsed
+    r.close()
+
+
+def test_factory_redis(redis_server: RedisServer) -> None:
+    r = make_name_records(NameRecordsSpec(backend="redis", redis_address=redis_server.address), None)
+    assert isinstance(r, RedisNameRecords)
+    r.add("k", "v")
+    assert r.get("k") == "v"
+    r.close()
