@@ -113,7 +113,8 @@ class ExperimentMonitor:
         if len(self._rate) >= 2 and self._rate[-1][0] > self._rate[0][0]:
             s.frames_per_second = (self._rate[-1][1] - self._rate[0][1]) / (self._rate[-1][0] - self._rate[0][0])
         window = [r for _, r in sorted(self._episodes.items(), key=lambda kv: kv[0][1])][-self.stop.return_window :]
-        s.mean_return = float(sum(window) / len(window)) if window else None
+        if s.stop_reason is None:  # after a stop, keep the return the decision was made on
+            s.mean_return = float(sum(window) / len(window)) if window else None
         if s.stop_reason is None:
             s.stop_reason = self._stop_reason(window)
             if s.stop_reason is not None:
@@ -141,10 +142,12 @@ class ExperimentMonitor:
 
     def _count_frames(self, index: int, uptime: float, frames: int) -> None:
         last = self._last.get(("actor", index))
-        if last is None or uptime < last[0] or frames < last[1]:
+        if last is None or uptime < last[0]:
             self._frames_acc += frames  # a new (or restarted) actor: all its frames are new
-        else:
+        elif frames >= last[1]:
             self._frames_acc += frames - last[1]
+        else:
+            return  # an older value read late: keep the newer one
         self._last[("actor", index)] = (uptime, frames)
 
     def _trim_episodes(self) -> None:

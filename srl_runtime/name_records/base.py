@@ -59,8 +59,9 @@ class NameRecords(abc.ABC):
     ) -> None:
         """Add `name` = `value`; with keepalive_ttl the entry expires unless this client lives."""
         name = _norm(name)
-        self._put(name, value, keepalive_ttl, replace)
+        # Under the lock so a keep-alive refresh can never re-write an older value over this one.
         with self._owned_lock:
+            self._put(name, value, keepalive_ttl, replace)
             if keepalive_ttl is not None:
                 self._owned[name] = (value, keepalive_ttl)
             else:
@@ -159,9 +160,12 @@ class NameRecords(abc.ABC):
             period = min((t for _, _, t in items), default=5.0) / 3
             if self._closing.wait(period):
                 return
-            for name, value, ttl in items:
+            for name, _, _ in items:
                 try:
-                    self._refresh(name, value, ttl)
+                    with self._owned_lock:
+                        current = self._owned.get(name)
+                        if current is not None and current[1] is not None:
+                            self._refresh(name, current[0], current[1])
                 except Exception:  # noqa: BLE001 - a backend outage must not kill the worker
                     pass
 

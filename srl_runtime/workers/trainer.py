@@ -104,7 +104,9 @@ class TrainerWorker(Worker):
         if not self.buffer.ready():
             return PollResult(batch_count=got)
         batch = self.buffer.take_batch()
-        self.last_stats = self.learner.train_step(batch, burn_in=self.burn_in)
+        self.last_stats = self.learner.train_step(
+            batch, burn_in=self.burn_in, bootstrap_steps=self.ctx.experiment.spec.actors.bootstrap_steps
+        )
         rows = int(batch["reward"].shape[1]) * (int(batch["reward"].shape[0]) - self.burn_in - self.ctx.experiment.spec.actors.bootstrap_steps)
         self.trained_rows += rows
         if self.ctx.index == 0 and self.learner.train_steps % self.spec.push_every == 0:
