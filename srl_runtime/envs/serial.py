@@ -31,6 +31,10 @@ class SerialGymBatch(EnvBatch):
         self._episodes = EpisodeTracker(self.num_envs)
         self._obs_shape = (self.num_envs, *self.observation_space.shape)
         self._obs_dtype = self.observation_space.dtype
+        space = self.action_space
+        # Gaussian policies sample unbounded actions; clip to the box here (as CleanRL's ClipAction).
+        self._clip_low = space.low if isinstance(space, gym.spaces.Box) else None
+        self._clip_high = space.high if isinstance(space, gym.spaces.Box) else None
 
     def reset(self) -> np.ndarray:
         """Reset every env (seeded seed+i on the first call)."""
@@ -52,6 +56,8 @@ class SerialGymBatch(EnvBatch):
         truncated = np.zeros(n, dtype=bool)
         game_over = np.zeros(n, dtype=bool)
         life_loss = self._life_loss
+        if self._clip_low is not None:
+            actions = np.clip(actions, self._clip_low, self._clip_high)
         for i, env in enumerate(self.envs):
             o, r, te, tr, info = env.step(actions[i])
             raw[i] = r
