@@ -101,7 +101,8 @@ class Peer:
 
 
 @pytest.fixture
-def records(tmp_path: Path) -> Iterator[tuple[str, DirectoryNameRecords]]:
+def records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, DirectoryNameRecords]]:
+    monkeypatch.setenv("SRL_IPC_DIR", str(tmp_path))  # ipc sockets of killed servers go with tmp_path
     path = str(tmp_path / "records")
     nr = DirectoryNameRecords(path)
     yield path, nr
