@@ -1,0 +1,1 @@
+"""The SRL kopf operator: turns RLExperiment objects into Redis, PVC, Services and worker pods."""

@@ -1,0 +1,38 @@
+"""The ConfigMap holding the experiment document every worker reads (/etc/srl/experiment.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from srl_operator import naming
+from srl_operator.builders.common import metadata
+from srl_runtime.config.experiment import RLExperiment
+
+EXPERIMENT_KEY = "experiment.yaml"
+MOUNT_DIR = "/etc/srl"
+EXPERIMENT_PATH = f"{MOUNT_DIR}/{EXPERIMENT_KEY}"
+
+
+def experiment_document(exp: RLExperiment) -> str:
+    """The validated document (defaults filled in) as YAML; metadata is just name and namespace."""
+    doc = {
+        "apiVersion": exp.api_version,
+        "kind": exp.kind,
+        "metadata": {"name": exp.metadata.name, "namespace": exp.metadata.namespace},
+        "spec": exp.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def experiment_configmap(exp: RLExperiment) -> dict[str, Any]:
+    name = exp.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(
+            naming.configmap_name(name), exp.metadata.namespace, naming.component_labels(name, "experiment")
+        ),
+        "data": {EXPERIMENT_KEY: experiment_document(exp)},
+    }

@@ -1,0 +1,168 @@
+"""Worker pods: one per (role, index), running `srl worker --role R --index I`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from srl_operator import naming
+from srl_operator.builders.common import (
+    container_security_context,
+    metadata,
+    pod_security_context,
+    template_hash,
+)
+from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR
+from srl_operator.builders.pvc import MOUNT_PATH as PARAMS_PATH
+from srl_operator.builders.pvc import claim_name
+from srl_operator.builders.redis import redis_address
+from srl_operator.builders.services import METRICS_PORT, role_ports
+from srl_operator.config import OperatorConfig
+from srl_runtime.config.experiment import RLExperiment, WorkerRoleSpec
+
+GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_ACTOR_CPU = "1"  # actors step environments: one core each unless the spec says otherwise
+SHM_SIZE = "1Gi"  # /dev/shm for torch and the shared-memory streams
+
+
+def desired_replicas(exp: RLExperiment, role: naming.Role) -> int:
+    """How many pods of `role` the spec asks for (0 for every role while suspended)."""
+    spec = exp.spec
+    if spec.suspend:
+        return 0
+    if role == "actor":
+        return spec.actors.replicas
+    if role == "policy":
+        return spec.policy_workers.replicas
+    if role == "trainer":
+        return spec.trainers.replicas
+    return 1 if spec.evaluation.enabled else 0
+
+
+def _role_spec(exp: RLExperiment, role: naming.Role) -> WorkerRoleSpec | None:
+    """The shared worker settings of a role (evaluation has none beyond its device)."""
+    return {"actor": exp.spec.actors, "policy": exp.spec.policy_workers, "trainer": exp.spec.trainers}.get(role)
+
+
+def _device(exp: RLExperiment, role: naming.Role) -> str:
+    rs = _role_spec(exp, role)
+    return rs.device if rs is not None else exp.spec.evaluation.device
+
+
+def resources(exp: RLExperiment, role: naming.Role) -> dict[str, Any]:
+    """Requests (and the GPU limit): cuda roles get nvidia.com/gpu (default 1), actors CPU."""
+    rs = _role_spec(exp, role)
+    res = rs.resources if rs is not None else None
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    cpu = res.cpu if res and res.cpu else (DEFAULT_ACTOR_CPU if role == "actor" else None)
+    if cpu:
+        requests["cpu"] = cpu
+    if res and res.memory:
+        requests["memory"] = res.memory
+    gpus = res.gpu if res and res.gpu else 0
+    if _device(exp, role) == "cuda" and gpus == 0:
+        gpus = 1
+    if gpus:
+        # Extended resources must be set as limits (requests default to them).
+        limits[GPU_RESOURCE] = str(gpus)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -> list[dict[str, Any]]:
+    """The worker's environment: the SRL_* contract plus the role's own env (which cannot override it)."""
+    spec = exp.spec
+    redis = redis_address(exp, cfg.redis_host_suffix)
+    ours: list[dict[str, Any]] = [
+        {"name": "SRL_ROLE", "value": role},
+        {"name": "SRL_INDEX", "value": str(index)},
+        {"name": "SRL_EXPERIMENT", "value": EXPERIMENT_PATH},
+        {"name": "SRL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "SRL_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "SRL_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "SRL_NAME_RECORDS_REDIS", "value": redis},
+        # srl_runtime.name_records.factory reads this one; both name the same Redis.
+        {"name": "SRL_REDIS_ADDRESS", "value": redis},
+        {"name": "SRL_PARAM_DB_PATH", "value": PARAMS_PATH},
+        {"name": "SRL_METRICS_PORT", "value": str(METRICS_PORT)},
+        {"name": "HOME", "value": "/tmp"},  # the root filesystem is read-only
+    ]
+    for port_name, port in role_ports(role):
+        if port_name != "metrics":
+            ours.append({"name": f"SRL_{port_name.upper()}_PORT", "value": str(port)})
+    rs = _role_spec(exp, role)
+    threads = str(rs.torch_threads if rs is not None else 1)
+    ours.append({"name": "OMP_NUM_THREADS", "value": threads})
+    mongo = spec.parameter_db.mongodb
+    if mongo is not None and mongo.secret_name:
+        ours.append(
+            {
+                "name": "SRL_MONGO_URI",
+                "valueFrom": {"secretKeyRef": {"name": mongo.secret_name, "key": mongo.secret_key}},
+            }
+        )
+    reserved = {e["name"] for e in ours}
+    user = [{"name": k, "value": v} for k, v in sorted((rs.env if rs is not None else {}).items()) if k not in reserved]
+    return user + ours
+
+
+def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -> dict[str, Any]:
+    """The pod of worker (role, index); its template hash annotation lets the reconciler spot stale pods."""
+    name = exp.metadata.name
+    pod_name = naming.pod_name(name, role, index)
+    rs = _role_spec(exp, role)
+    extra_volumes = rs.volumes if rs is not None else []
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": exp.spec.cluster.image or cfg.runtime_image,
+        "imagePullPolicy": exp.spec.cluster.image_pull_policy,
+        "command": ["srl"],
+        "args": ["worker", "--role", role, "--index", str(index), "--experiment", EXPERIMENT_PATH],
+        "env": env(exp, role, index, cfg),
+        "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role_ports(role)],
+        "resources": resources(exp, role),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": "experiment", "mountPath": MOUNT_DIR, "readOnly": True},
+            {"name": "params", "mountPath": PARAMS_PATH},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "shm", "mountPath": "/dev/shm"},
+            *({"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in extra_volumes),
+        ],
+    }
+    spec: dict[str, Any] = {
+        # The operator, not the kubelet, replaces a failed worker: it sees every failure, counts
+        # restarts and emits an Event, and a trainer that exits 0 marks the experiment Succeeded.
+        "restartPolicy": "Never",
+        "hostname": pod_name,
+        "subdomain": naming.service_name(name, role),
+        "securityContext": pod_security_context(cfg.worker_uid),
+        "containers": [container],
+        "volumes": [
+            {"name": "experiment", "configMap": {"name": naming.configmap_name(name)}},
+            {"name": "params", "persistentVolumeClaim": {"claimName": claim_name(exp)}},
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
+            *({"name": v.name, **v.source} for v in extra_volumes),
+        ],
+    }
+    if exp.spec.cluster.service_account_name:
+        spec["serviceAccountName"] = exp.spec.cluster.service_account_name
+    else:
+        spec["automountServiceAccountToken"] = False  # workers never talk to the API server
+    if rs is not None and rs.node_selector:
+        spec["nodeSelector"] = dict(rs.node_selector)
+    if rs is not None and rs.tolerations:
+        spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in rs.tolerations]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata(pod_name, exp.metadata.namespace, naming.pod_labels(name, role, index)),
+        "spec": spec,
+    }
+    pod["metadata"]["annotations"] = {naming.ANNOTATION_TEMPLATE_HASH: template_hash(pod)}
+    return pod

@@ -1,0 +1,207 @@
+"""One level-based reconcile of an RLExperiment: desired children vs observed, then the status.
+
+Called by every kopf handler (create, update, resume, timer) with the same arguments; running it twice,
+concurrently, or after a crash half-way is harmless (deterministic names, 409/404 tolerated).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from srl_operator import naming
+from srl_operator.builders.configmap import EXPERIMENT_KEY, experiment_configmap
+from srl_operator.builders.pvc import parameter_db_pvc
+from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
+from srl_operator.builders.services import zmq_services
+from srl_operator.config import OperatorConfig
+from srl_operator.kube import Children, Kube
+from srl_operator.name_records import read_summary
+from srl_operator.observed import observe_pod
+from srl_operator.plan import PodPlan, plan_pods
+from srl_operator.status import Observation, experiment_status, invalid_spec_status
+from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.load import InvalidExperiment, parse_experiment
+
+log = logging.getLogger(__name__)
+
+Event = tuple[str, str, str]  # (Normal|Warning, reason, message)
+
+
+@dataclass
+class Outcome:
+    """What a reconcile decided: the status to write and the Events to post."""
+
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    invalid: str | None = None  # set when the spec does not validate (the handler raises PermanentError)
+
+
+# One reconcile at a time per experiment: a timer tick and an update handler may fire together.
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(uid: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(uid, threading.Lock())
+
+
+def forget(uid: str) -> None:
+    """Drop the lock of a deleted experiment."""
+    with _locks_guard:
+        _locks.pop(uid, None)
+
+
+def parse_body(body: Mapping[str, Any]) -> RLExperiment:
+    """The experiment model of a watched object; InvalidExperiment names the bad fields."""
+    meta = body.get("metadata") or {}
+    doc = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": dict(body.get("spec") or {}),
+    }
+    return parse_experiment(_plain(doc))
+
+
+def _plain(value: Any) -> Any:
+    """kopf bodies are read-only mapping views; pydantic wants plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str) -> Outcome:
+    meta = body.get("metadata") or {}
+    with _lock_for(meta.get("uid", meta.get("name", ""))):
+        return _reconcile(body, kube, cfg, now)
+
+
+def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str) -> Outcome:
+    meta = body.get("metadata") or {}
+    previous = _plain(body.get("status") or {})
+    generation = meta.get("generation")
+    try:
+        exp = parse_body(body)
+    except InvalidExperiment as e:
+        message = "; ".join(e.problems)
+        already = any(
+            c.get("type") == "SpecValid" and c.get("status") == "False" and c.get("message") == message
+            for c in previous.get("conditions") or []
+        )
+        events: list[Event] = [] if already else [("Warning", "InvalidSpec", message)]
+        return Outcome(invalid_spec_status(previous, message, now, generation), events, message)
+
+    owner = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+    }
+    namespace = meta["namespace"]
+    children = kube.list_children(namespace, exp.metadata.name)
+    events = []
+    _reconcile_supporting(exp, children, kube, owner, events)
+    _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
+
+    observed = [observe_pod(p) for p in children.pods]
+    trainers_done = sum(1 for p in observed if p.role == "trainer" and p.phase == "Succeeded")
+    finished = previous.get("phase") == "Succeeded" or trainers_done >= exp.spec.trainers.replicas > 0
+    plan = plan_pods(exp, observed, cfg, finished=finished)
+    _apply_pod_plan(plan, namespace, kube, owner, events)
+
+    summary, nr_error = read_summary(
+        redis_address(exp, cfg.redis_host_suffix), exp.metadata.name, namespace, cfg.redis_timeout
+    )
+    roles_of = {p.name: p.role or "" for p in observed}
+    replaced = Counter(roles_of[n] for n in plan.delete_failed)
+    obs = Observation(pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced))
+    status = experiment_status(exp, obs, previous, now, generation)
+    if status["phase"] != previous.get("phase"):
+        kind = "Warning" if status["phase"] == "Failed" else "Normal"
+        events.append((kind, status["phase"], f"phase {previous.get('phase') or '(none)'} -> {status['phase']}"))
+    return Outcome(status, events)
+
+
+def _reconcile_supporting(
+    exp: RLExperiment, children: Children, kube: Kube, owner: dict[str, Any], events: list[Event]
+) -> None:
+    """ConfigMap, PVC, Redis and Services: create what is missing, update the document, drop extras."""
+    desired: list[dict[str, Any]] = [experiment_configmap(exp)]
+    pvc = parameter_db_pvc(exp)
+    if pvc is not None:
+        desired.append(pvc)
+    desired.extend(zmq_services(exp))
+    if needs_redis(exp):
+        desired.append(redis_service(exp))
+    namespace = owner["metadata"]["namespace"]
+    for obj in desired:
+        existing = {o["metadata"]["name"]: o for o in children.by_kind(obj["kind"])}
+        name = obj["metadata"]["name"]
+        if name not in existing:
+            kopf.adopt(obj, owner=owner)
+            if kube.create(obj):
+                events.append(("Normal", "Created", f"created {obj['kind']} {name}"))
+        elif obj["kind"] == "ConfigMap" and (existing[name].get("data") or {}).get(EXPERIMENT_KEY) != obj["data"][EXPERIMENT_KEY]:
+            kube.patch("ConfigMap", namespace, name, {"data": obj["data"]})
+            events.append(("Normal", "Updated", f"updated ConfigMap {name} with the new spec"))
+    # Services and ConfigMaps of ours that the spec no longer asks for (PVCs are never deleted here:
+    # they hold checkpoints; they go with the experiment through garbage collection).
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
+    for kind, objs in (("Service", children.services), ("ConfigMap", children.configmaps)):
+        for o in objs:
+            if (kind, o["metadata"]["name"]) not in wanted and not o["metadata"].get("deletionTimestamp"):
+                if kube.delete(kind, namespace, o["metadata"]["name"]):
+                    events.append(("Normal", "Deleted", f"deleted {kind} {o['metadata']['name']}"))
+
+
+def _reconcile_redis_deployment(
+    exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: dict[str, Any], events: list[Event]
+) -> None:
+    """The Redis Deployment exists exactly when the spec has no redisAddress."""
+    namespace = owner["metadata"]["namespace"]
+    names = {d["metadata"]["name"] for d in children.deployments if not d["metadata"].get("deletionTimestamp")}
+    if needs_redis(exp):
+        dep = redis_deployment(exp, cfg)
+        if dep["metadata"]["name"] not in names:
+            kopf.adopt(dep, owner=owner)
+            if kube.create(dep):
+                events.append(("Normal", "Created", f"created Deployment {dep['metadata']['name']}"))
+        names.discard(dep["metadata"]["name"])
+    for name in names:
+        if kube.delete("Deployment", namespace, name):
+            events.append(("Normal", "Deleted", f"deleted Deployment {name}"))
+
+
+def _apply_pod_plan(plan: PodPlan, namespace: str, kube: Kube, owner: dict[str, Any], events: list[Event]) -> None:
+    if plan.delete_failed:
+        # A failed pod's containers have exited: nothing to drain, remove it at once.
+        kube.parallel(lambda n: kube.delete("Pod", namespace, n, grace_seconds=0), plan.delete_failed)
+        events.append(("Warning", "WorkerFailed", "replacing failed pods: " + _names(plan.delete_failed)))
+    if plan.delete_extra:
+        kube.parallel(lambda n: kube.delete("Pod", namespace, n), plan.delete_extra)
+        events.append(("Normal", "ScaledDown", f"deleted {len(plan.delete_extra)} pods: " + _names(plan.delete_extra)))
+    if plan.delete_stale:
+        kube.parallel(lambda n: kube.delete("Pod", namespace, n), plan.delete_stale)
+        events.append(("Normal", "SpecChanged", "replacing pods built from an older spec: " + _names(plan.delete_stale)))
+    if plan.create:
+        for pod in plan.create:
+            kopf.adopt(pod, owner=owner)
+        created = sum(kube.parallel(kube.create, plan.create))
+        if created:
+            roles = Counter(p["metadata"]["labels"][naming.LABEL_ROLE] for p in plan.create)
+            text = ", ".join(f"{n} {r}" for r, n in sorted(roles.items()))
+            events.append(("Normal", "Created", f"created {created} worker pods ({text})"))
+
+
+def _names(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

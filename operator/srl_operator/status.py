@@ -1,0 +1,151 @@
+"""The experiment's status from what the operator observed. Pure: no I/O, `now` is passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from srl_operator import naming
+from srl_operator.builders.pods import desired_replicas
+from srl_operator.observed import ObservedPod
+from srl_runtime.config.experiment import RLExperiment
+
+# status field of each role (camelCase, as in the CRD's status schema)
+ROLE_STATUS_FIELD: dict[naming.Role, str] = {
+    "actor": "actors",
+    "policy": "policyWorkers",
+    "trainer": "trainers",
+    "eval": "evaluation",
+}
+
+# name-record summary key (written by the trainer) -> status field
+SUMMARY_FIELDS: dict[str, tuple[str, type]] = {
+    "policy_version": ("policyVersion", int),
+    "frames_per_second": ("framesPerSecond", float),
+    "env_frames": ("envFrames", int),
+    "train_steps": ("trainSteps", int),
+    "mean_return": ("meanReturn", float),
+}
+
+
+@dataclass
+class Observation:
+    """Everything one reconcile round saw, besides the spec."""
+
+    pods: list[ObservedPod]
+    summary: dict[str, Any] | None = None  # the experiment-state JSON from the name records
+    name_records_error: str | None = None  # why the summary could not be read, if it could not
+    replaced: dict[str, int] = field(default_factory=dict)  # role -> failed pods replaced this round
+
+
+def _condition(
+    previous: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str, now: str, generation: int | None
+) -> dict[str, Any]:
+    text = "True" if status else "False"
+    old = next((c for c in previous if c.get("type") == type_), None)
+    changed = old is None or old.get("status") != text
+    return {
+        "type": type_,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+        "observedGeneration": generation,
+    }
+
+
+def _number(value: Any, kind: type) -> int | float | None:
+    """A summary value coerced to the status field's type; None when absent or not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
+        float("inf"), float("-inf")
+    ):
+        return None
+    return kind(value)
+
+
+def invalid_spec_status(previous: dict[str, Any], message: str, now: str, generation: int | None) -> dict[str, Any]:
+    """Status of an experiment whose spec does not validate: Failed, naming the field."""
+    prev_conditions = previous.get("conditions") or []
+    conditions = [c for c in prev_conditions if c.get("type") != "SpecValid"]
+    conditions.append(_condition(prev_conditions, "SpecValid", False, "InvalidSpec", message, now, generation))
+    return {"phase": "Failed", "conditions": conditions, "observedGeneration": generation}
+
+
+def experiment_status(
+    exp: RLExperiment,
+    obs: Observation,
+    previous: dict[str, Any],
+    now: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    """The full status to write (a merge patch of `.status`)."""
+    name = exp.metadata.name
+    status: dict[str, Any] = {}
+    role_counts: dict[str, tuple[int, int]] = {}
+    problems: list[str] = []
+    for role, field_name in ROLE_STATUS_FIELD.items():
+        pods = [p for p in obs.pods if p.role == role]
+        desired = desired_replicas(exp, role)
+        ready = sum(1 for p in pods if p.ready and not p.deleting)
+        prev_restarts = int(((previous.get(field_name) or {}).get("restarts")) or 0)
+        status[field_name] = {
+            "desired": desired,
+            "replicas": sum(1 for p in pods if p.live),
+            "ready": ready,
+            "restarts": prev_restarts + obs.replaced.get(role, 0),
+            "selector": naming.selector_string(naming.role_selector(name, role)),
+        }
+        role_counts[role] = (ready, desired)
+        for p in pods:
+            for reason in p.waiting_reasons:
+                if reason not in ("ContainerCreating", "PodInitializing"):
+                    problems.append(f"{p.name}: {reason}")
+    status["actorsReady"] = f"{role_counts['actor'][0]}/{role_counts['actor'][1]}"
+
+    trainers = [p for p in obs.pods if p.role == "trainer"]
+    trainers_desired = exp.spec.trainers.replicas
+    succeeded = previous.get("phase") == "Succeeded" or (
+        len([p for p in trainers if p.phase == "Succeeded"]) >= trainers_desired > 0
+    )
+    all_ready = all(r >= d for r, d in role_counts.values())
+    trainers_ready = role_counts["trainer"][0] >= role_counts["trainer"][1] > 0
+    actors_ok = role_counts["actor"][1] == 0 or role_counts["actor"][0] >= 1
+    if succeeded:
+        phase = "Succeeded"
+    elif exp.spec.suspend:
+        phase = "Suspended"
+    elif trainers_ready and actors_ok:
+        phase = "Running"
+    else:
+        phase = "Pending"
+    status["phase"] = phase
+
+    for key, (field_name, kind) in SUMMARY_FIELDS.items():
+        value = _number((obs.summary or {}).get(key), kind)
+        if value is None:
+            value = previous.get(field_name)  # keep the last known value
+        if value is not None:
+            status[field_name] = value
+
+    prev_conditions = previous.get("conditions") or []
+    summary_text = ", ".join(f"{ROLE_STATUS_FIELD[r]} {rd}/{d}" for r, (rd, d) in role_counts.items() if d)
+    if all_ready:
+        ready_cond = (True, "AllReady", summary_text or "no workers desired")
+    else:
+        detail = "; ".join(problems[:5])
+        ready_cond = (False, "WorkersNotReady", summary_text + (f" ({detail})" if detail else ""))
+    if obs.name_records_error is None:
+        nr_cond = (True, "Reachable" if obs.summary is not None else "NoSummaryYet", "")
+    else:
+        nr_cond = (False, "Unreachable", obs.name_records_error)
+    conditions = [
+        _condition(prev_conditions, "SpecValid", True, "Valid", "", now, generation),
+        _condition(prev_conditions, "WorkersReady", *ready_cond, now, generation),
+        _condition(prev_conditions, "NameRecordsReachable", *nr_cond, now, generation),
+        _condition(
+            prev_conditions, "Complete", succeeded, "TrainersSucceeded" if succeeded else "Training", "", now, generation
+        ),
+    ]
+    status["conditions"] = conditions
+    status["observedGeneration"] = generation
+    return status

@@ -1,0 +1,286 @@
+"""Golden dicts of every manifest the operator builds (pure functions: spec in, dicts out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from srl_operator.builders.configmap import experiment_configmap
+from srl_operator.builders.pods import desired_replicas, resources, worker_pod
+from srl_operator.builders.pvc import parameter_db_pvc
+from srl_operator.builders.redis import redis_address, redis_deployment, redis_service
+from srl_operator.builders.services import zmq_services
+from srl_operator.config import OperatorConfig
+from srl_operator.naming import dns_label
+from srl_runtime.config.load import parse_experiment
+
+pytestmark = pytest.mark.unit
+
+CFG = OperatorConfig(runtime_image="reg.example/srl-runtime:1.0", redis_image="redis:7.2-alpine")
+
+
+def experiment(**spec: Any) -> Any:
+    base: dict[str, Any] = {"environment": {"id": "CartPole-v1"}, "stop": {"trainSteps": 100}}
+    base.update(spec)
+    return parse_experiment(
+        {"apiVersion": "srl.dev/v1alpha1", "kind": "RLExperiment", "metadata": {"name": "cp", "namespace": "ml"}, "spec": base}
+    )
+
+
+EXP_LABELS = {"srl.dev/experiment": "cp", "app.kubernetes.io/managed-by": "srl-operator", "app.kubernetes.io/part-of": "srl"}
+
+
+def test_configmap_holds_the_validated_document() -> None:
+    cm = experiment_configmap(experiment())
+    assert cm["metadata"] == {"name": "cp-experiment", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "experiment"}}
+    doc = yaml.safe_load(cm["data"]["experiment.yaml"])
+    assert doc["metadata"] == {"name": "cp", "namespace": "ml"}
+    assert doc["spec"]["actors"]["replicas"] == 1  # defaults filled in
+    assert parse_experiment(doc) == experiment()
+
+
+def test_pvc_golden() -> None:
+    assert parameter_db_pvc(experiment(parameterDb={"size": "20Gi", "storageClass": "nfs"})) == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "cp-params", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "params"}},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": "20Gi"}},
+            "storageClassName": "nfs",
+        },
+    }
+    assert parameter_db_pvc(experiment(parameterDb={"claimName": "mine"})) is None
+
+
+def test_redis_golden() -> None:
+    exp = experiment()
+    labels = {**EXP_LABELS, "srl.dev/component": "redis"}
+    assert redis_service(exp) == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "cp-redis", "namespace": "ml", "labels": labels},
+        "spec": {
+            "selector": {"srl.dev/experiment": "cp", "srl.dev/component": "redis"},
+            "ports": [{"name": "redis", "port": 6379, "targetPort": 6379}],
+        },
+    }
+    assert redis_deployment(exp, CFG) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "cp-redis", "namespace": "ml", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"srl.dev/experiment": "cp", "srl.dev/component": "redis"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 999,
+                        "runAsGroup": 999,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "redis",
+                            "image": "redis:7.2-alpine",
+                            "args": ["--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                            "ports": [{"name": "redis", "containerPort": 6379}],
+                            "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 5},
+                            "livenessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 10},
+                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    assert redis_address(exp) == "cp-redis.ml.svc:6379"
+    assert redis_address(experiment(nameRecords={"redisAddress": "10.0.0.9:6380"})) == "10.0.0.9:6380"
+
+
+def test_zmq_services_golden() -> None:
+    assert zmq_services(experiment()) == [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "cp-trainer", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "zmq-trainer"}},
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": True,
+                "selector": {"srl.dev/experiment": "cp", "srl.dev/role": "trainer"},
+                "ports": [
+                    {"name": "sample", "port": 7200, "targetPort": 7200, "protocol": "TCP"},
+                    {"name": "peers", "port": 7300, "targetPort": 7300, "protocol": "TCP"},
+                    {"name": "metrics", "port": 9100, "targetPort": 9100, "protocol": "TCP"},
+                ],
+            },
+        }
+    ]
+    with_policy = zmq_services(experiment(policyWorkers={"replicas": 2}))
+    assert [s["metadata"]["name"] for s in with_policy] == ["cp-policy", "cp-trainer"]
+    assert with_policy[0]["spec"]["ports"][0] == {"name": "inference", "port": 7100, "targetPort": 7100, "protocol": "TCP"}
+
+
+def test_actor_pod_golden() -> None:
+    exp = experiment(
+        actors={
+            "replicas": 4,
+            "torchThreads": 2,
+            "nodeSelector": {"pool": "cpu"},
+            "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+            "env": {"GYM_DEBUG": "1", "SRL_ROLE": "ignored"},
+            "volumes": [{"name": "roms", "mountPath": "/roms", "readOnly": True, "source": {"persistentVolumeClaim": {"claimName": "roms"}}}],
+        },
+        cluster={"imagePullPolicy": "Always"},
+    )
+    pod = worker_pod(exp, "actor", 3, CFG)
+    hash_ = pod["metadata"]["annotations"]["srl.dev/template-hash"]
+    assert len(hash_) == 16
+    assert pod == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "cp-actor-3",
+            "namespace": "ml",
+            "labels": {
+                **EXP_LABELS,
+                "srl.dev/role": "actor",
+                "srl.dev/index": "3",
+                "app.kubernetes.io/name": "srl-worker",
+                "app.kubernetes.io/instance": "cp",
+                "app.kubernetes.io/component": "actor",
+            },
+            "annotations": {"srl.dev/template-hash": hash_},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "hostname": "cp-actor-3",
+            "subdomain": "cp-actor",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "runAsGroup": 1000,
+                "fsGroup": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": "reg.example/srl-runtime:1.0",
+                    "imagePullPolicy": "Always",
+                    "command": ["srl"],
+                    "args": ["worker", "--role", "actor", "--index", "3", "--experiment", "/etc/srl/experiment.yaml"],
+                    "env": [
+                        {"name": "GYM_DEBUG", "value": "1"},
+                        {"name": "SRL_ROLE", "value": "actor"},
+                        {"name": "SRL_INDEX", "value": "3"},
+                        {"name": "SRL_EXPERIMENT", "value": "/etc/srl/experiment.yaml"},
+                        {"name": "SRL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        {"name": "SRL_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "SRL_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "SRL_NAME_RECORDS_REDIS", "value": "cp-redis.ml.svc:6379"},
+                        {"name": "SRL_REDIS_ADDRESS", "value": "cp-redis.ml.svc:6379"},
+                        {"name": "SRL_PARAM_DB_PATH", "value": "/srl/params"},
+                        {"name": "SRL_METRICS_PORT", "value": "9100"},
+                        {"name": "HOME", "value": "/tmp"},
+                        {"name": "OMP_NUM_THREADS", "value": "2"},
+                    ],
+                    "ports": [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}],
+                    "resources": {"requests": {"cpu": "1"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [
+                        {"name": "experiment", "mountPath": "/etc/srl", "readOnly": True},
+                        {"name": "params", "mountPath": "/srl/params"},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "shm", "mountPath": "/dev/shm"},
+                        {"name": "roms", "mountPath": "/roms", "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "experiment", "configMap": {"name": "cp-experiment"}},
+                {"name": "params", "persistentVolumeClaim": {"claimName": "cp-params"}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+                {"name": "roms", "persistentVolumeClaim": {"claimName": "roms"}},
+            ],
+            "automountServiceAccountToken": False,
+            "nodeSelector": {"pool": "cpu"},
+            "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+    }
+
+
+def test_trainer_pod_on_cuda_with_mongo_secret_and_existing_claim() -> None:
+    exp = experiment(
+        trainers={"device": "cuda", "resources": {"cpu": "4", "memory": "16Gi"}},
+        parameterDb={"metadata": "mongodb", "mongodb": {"secretName": "mongo", "secretKey": "url"}, "claimName": "shared"},
+        nameRecords={"redisAddress": "redis.infra:6379"},
+        cluster={"image": "mine:2", "serviceAccountName": "trainer-sa"},
+    )
+    pod = worker_pod(exp, "trainer", 0, CFG)
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "mine:2"
+    assert container["resources"] == {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"nvidia.com/gpu": "1"}}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SRL_MONGO_URI"] == {"name": "SRL_MONGO_URI", "valueFrom": {"secretKeyRef": {"name": "mongo", "key": "url"}}}
+    assert env["SRL_NAME_RECORDS_REDIS"]["value"] == "redis.infra:6379"
+    assert env["SRL_SAMPLE_PORT"]["value"] == "7200"
+    assert {"name": "params", "persistentVolumeClaim": {"claimName": "shared"}} in pod["spec"]["volumes"]
+    assert pod["spec"]["serviceAccountName"] == "trainer-sa"
+    assert "automountServiceAccountToken" not in pod["spec"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "role", "expected"),
+    [
+        ({}, "trainer", {}),
+        ({"trainers": {"device": "cuda", "resources": {"gpu": 4}}}, "trainer", {"limits": {"nvidia.com/gpu": "4"}}),
+        ({"policyWorkers": {"replicas": 1, "device": "cuda"}}, "policy", {"limits": {"nvidia.com/gpu": "1"}}),
+        ({"actors": {"resources": {"cpu": "500m"}}}, "actor", {"requests": {"cpu": "500m"}}),
+        ({"evaluation": {"enabled": True, "device": "cuda"}}, "eval", {"limits": {"nvidia.com/gpu": "1"}}),
+    ],
+)
+def test_resources(spec: dict[str, Any], role: str, expected: dict[str, Any]) -> None:
+    assert resources(experiment(**spec), role) == expected  # type: ignore[arg-type]
+
+
+def test_desired_replicas_and_suspend() -> None:
+    exp = experiment(actors={"replicas": 5}, policyWorkers={"replicas": 2}, evaluation={"enabled": True})
+    assert [desired_replicas(exp, r) for r in ("actor", "policy", "trainer", "eval")] == [5, 2, 1, 1]
+    suspended = experiment(actors={"replicas": 5}, suspend=True)
+    assert [desired_replicas(suspended, r) for r in ("actor", "policy", "trainer", "eval")] == [0, 0, 0, 0]
+
+
+def test_template_hash_ignores_nothing_but_is_stable() -> None:
+    a = worker_pod(experiment(), "actor", 0, CFG)
+    assert a == worker_pod(experiment(), "actor", 0, CFG)
+    b = worker_pod(experiment(cluster={"image": "other:1"}), "actor", 0, CFG)
+    assert a["metadata"]["annotations"] != b["metadata"]["annotations"]
+    # Scaling does not change an existing pod's template (actors are not restarted on scale).
+    c = worker_pod(experiment(actors={"replicas": 9}), "actor", 0, CFG)
+    assert a["metadata"]["annotations"] == c["metadata"]["annotations"]
+
+
+def test_dns_label_names() -> None:
+    assert dns_label("cp", "actor", "3") == "cp-actor-3"
+    assert dns_label("1st", "redis") == "x1st-redis"
+    long = dns_label("a" * 63, "trainer")
+    assert len(long) == 63 and long != dns_label("a" * 62 + "b", "trainer")
