@@ -19,13 +19,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
-
-import torch
 
 from srl_runtime.param_db.base import LATEST, Checkpoint, ParameterDB, VersionNotFound
 from srl_runtime.param_db.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class FilesystemParameterDB(ParameterDB):
         """Store `state` as `version`; tag it latest and each of `tags`."""
         version = int(version)
         metadata = dict(metadata or {})
+        import torch  # lazily: importing the package (e.g. for metadata only) stays light
+
         payload = {"version": version, "state": state, "metadata": metadata}
         self._atomic_write(self._version_file(version), lambda f: torch.save(payload, f))
         self._meta(
@@ -148,6 +151,8 @@ class FilesystemParameterDB(ParameterDB):
             return self._load(v2)
 
     def _load(self, version: int) -> Checkpoint:
+        import torch
+
         try:
             with open(self._version_file(version), "rb") as f:
                 # weights_only=False: states hold numpy arrays and plain values, and the store is
