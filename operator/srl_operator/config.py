@@ -16,6 +16,7 @@ class OperatorConfig:
     api_concurrency: int = 16  # parallel create/delete calls (1,000 actors must not take minutes)
     redis_timeout: float = 1.0  # seconds to wait for the name-record Redis before giving up this round
     redis_host_suffix: str = "svc"  # <service>.<namespace>.<suffix>: how the operator reaches in-cluster Redis
+    shared_redis_address: str | None = None  # the chart's Redis: experiments without redisAddress share it
     worker_uid: int = 1000  # non-root user of the runtime image
 
     @classmethod
@@ -29,5 +30,6 @@ class OperatorConfig:
             api_concurrency=int(env.get("SRL_API_CONCURRENCY", default.api_concurrency)),
             redis_timeout=float(env.get("SRL_REDIS_TIMEOUT", default.redis_timeout)),
             redis_host_suffix=env.get("SRL_REDIS_HOST_SUFFIX", default.redis_host_suffix),
+            shared_redis_address=env.get("SRL_SHARED_REDIS_ADDRESS") or None,
             worker_uid=int(env.get("SRL_WORKER_UID", default.worker_uid)),
         )

@@ -109,7 +109,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     namespace = meta["namespace"]
     children = kube.list_children(namespace, exp.metadata.name)
     events = []
-    _reconcile_supporting(exp, children, kube, owner, events)
+    _reconcile_supporting(exp, children, kube, cfg, owner, events)
     _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
 
     observed = [observe_pod(p) for p in children.pods]
@@ -119,7 +119,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(
-        redis_address(exp, cfg.redis_host_suffix), exp.metadata.name, namespace, cfg.redis_timeout
+        redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout
     )
     roles_of = {p.name: p.role or "" for p in observed}
     replaced = Counter(roles_of[n] for n in plan.delete_failed)
@@ -132,7 +132,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
 
 
 def _reconcile_supporting(
-    exp: RLExperiment, children: Children, kube: Kube, owner: dict[str, Any], events: list[Event]
+    exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: dict[str, Any], events: list[Event]
 ) -> None:
     """ConfigMap, PVC, Redis and Services: create what is missing, update the document, drop extras."""
     desired: list[dict[str, Any]] = [experiment_configmap(exp)]
@@ -140,7 +140,7 @@ def _reconcile_supporting(
     if pvc is not None:
         desired.append(pvc)
     desired.extend(zmq_services(exp))
-    if needs_redis(exp):
+    if needs_redis(exp, cfg):
         desired.append(redis_service(exp))
     namespace = owner["metadata"]["namespace"]
     for obj in desired:
@@ -169,7 +169,7 @@ def _reconcile_redis_deployment(
     """The Redis Deployment exists exactly when the spec has no redisAddress."""
     namespace = owner["metadata"]["namespace"]
     names = {d["metadata"]["name"] for d in children.deployments if not d["metadata"].get("deletionTimestamp")}
-    if needs_redis(exp):
+    if needs_redis(exp, cfg):
         dep = redis_deployment(exp, cfg)
         if dep["metadata"]["name"] not in names:
             kopf.adopt(dep, owner=owner)

@@ -10,7 +10,7 @@ import yaml
 from srl_operator.builders.configmap import experiment_configmap
 from srl_operator.builders.pods import desired_replicas, resources, worker_pod
 from srl_operator.builders.pvc import parameter_db_pvc
-from srl_operator.builders.redis import redis_address, redis_deployment, redis_service
+from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
 from srl_operator.builders.services import zmq_services
 from srl_operator.config import OperatorConfig
 from srl_operator.naming import dns_label
@@ -107,8 +107,11 @@ def test_redis_golden() -> None:
             },
         },
     }
-    assert redis_address(exp) == "cp-redis.ml.svc:6379"
-    assert redis_address(experiment(nameRecords={"redisAddress": "10.0.0.9:6380"})) == "10.0.0.9:6380"
+    assert redis_address(exp, CFG) == "cp-redis.ml.svc:6379"
+    assert redis_address(experiment(nameRecords={"redisAddress": "10.0.0.9:6380"}), CFG) == "10.0.0.9:6380"
+    shared = OperatorConfig(shared_redis_address="srl-redis.srl-system.svc:6379")
+    assert redis_address(exp, shared) == "srl-redis.srl-system.svc:6379"
+    assert not needs_redis(exp, shared) and needs_redis(exp, CFG)
 
 
 def test_zmq_services_golden() -> None:
@@ -207,7 +210,7 @@ def test_actor_pod_golden() -> None:
                     },
                     "volumeMounts": [
                         {"name": "experiment", "mountPath": "/etc/srl", "readOnly": True},
-                        {"name": "params", "mountPath": "/srl/params"},
+                        {"name": "params", "mountPath": "/srl/params", "subPath": "cp"},
                         {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "shm", "mountPath": "/dev/shm"},
                         {"name": "roms", "mountPath": "/roms", "readOnly": True},
@@ -284,3 +287,13 @@ def test_dns_label_names() -> None:
     assert dns_label("1st", "redis") == "x1st-redis"
     long = dns_label("a" * 63, "trainer")
     assert len(long) == 63 and long != dns_label("a" * 62 + "b", "trainer")
+
+
+def test_kopf_command_line_from_environment() -> None:
+    from srl_operator.__main__ import kopf_argv
+
+    base = ["kopf", "run", "-m", "srl_operator.main", "--standalone"]
+    assert kopf_argv({}, []) == [*base, "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert kopf_argv({"SRL_WATCH_NAMESPACES": "a, b", "SRL_LIVENESS_PORT": ""}, ["--verbose"]) == [
+        *base, "--namespace", "a", "--namespace", "b", "--verbose",
+    ]  # fmt: skip

@@ -76,7 +76,7 @@ def resources(exp: RLExperiment, role: naming.Role) -> dict[str, Any]:
 def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -> list[dict[str, Any]]:
     """The worker's environment: the SRL_* contract plus the role's own env (which cannot override it)."""
     spec = exp.spec
-    redis = redis_address(exp, cfg.redis_host_suffix)
+    redis = redis_address(exp, cfg)
     ours: list[dict[str, Any]] = [
         {"name": "SRL_ROLE", "value": role},
         {"name": "SRL_INDEX", "value": str(index)},
@@ -128,7 +128,8 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "securityContext": container_security_context(),
         "volumeMounts": [
             {"name": "experiment", "mountPath": MOUNT_DIR, "readOnly": True},
-            {"name": "params", "mountPath": PARAMS_PATH},
+            # One directory per experiment: a shared claim (or NFS export) holds many experiments.
+            {"name": "params", "mountPath": PARAMS_PATH, "subPath": name},
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "shm", "mountPath": "/dev/shm"},
             *({"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in extra_volumes),

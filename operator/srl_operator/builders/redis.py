@@ -16,17 +16,19 @@ REDIS_PORT = 6379
 REDIS_UID = 999  # the redis user of the official image
 
 
-def needs_redis(exp: RLExperiment) -> bool:
-    """False when the spec points at an existing Redis."""
-    return not exp.spec.name_records.redis_address
+def needs_redis(exp: RLExperiment, cfg: OperatorConfig) -> bool:
+    """False when the spec points at an existing Redis or the operator has a shared one."""
+    return not (exp.spec.name_records.redis_address or cfg.shared_redis_address)
 
 
-def redis_address(exp: RLExperiment, cluster_domain_suffix: str = "svc") -> str:
-    """host:port workers (and the operator) use for name records."""
+def redis_address(exp: RLExperiment, cfg: OperatorConfig) -> str:
+    """host:port workers (and the operator) use for name records: spec, shared, or the experiment's own."""
     if exp.spec.name_records.redis_address:
         return exp.spec.name_records.redis_address
+    if cfg.shared_redis_address:
+        return cfg.shared_redis_address
     ns = exp.metadata.namespace or "default"
-    return f"{naming.redis_name(exp.metadata.name)}.{ns}.{cluster_domain_suffix}:{REDIS_PORT}"
+    return f"{naming.redis_name(exp.metadata.name)}.{ns}.{cfg.redis_host_suffix}:{REDIS_PORT}"
 
 
 def redis_deployment(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any]:
