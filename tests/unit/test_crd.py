@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _admission_cases() -> list[tuple[str, dict[str, Any], str, str]]:
     """The invalid documents the cluster tier sends to the API server (one list for both tiers)."""
-    path = REPO / "tests" / "cluster" / "test_operator_admission.py"
+    path = REPO / "tests" / "cluster" / "test_operator_cases.py"
     spec = importlib.util.spec_from_file_location("_admission_cases", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,238 @@
+"""Fixtures and helpers for the operator's cluster tests (imported by test_operator*.py).
+
+The chart is installed with helm (namespaced scope); the operator itself runs here as a subprocess
+(`python -m srl_operator`, i.e. `kopf run`) with the chart ServiceAccount's token, so any RBAC rule
+the chart lacks fails a test. kwok plays the kubelet on fake nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "srl-operator"
+CRD = REPO / "crds" / "rlexperiment.yaml"
+RELEASE = "srl-operator"  # the chart's fullname is then "srl-operator"
+OPERATOR_NAMESPACE = "srl-system"
+SELECTOR_KEY = "srl.dev/experiment"
+
+
+def eventually(fn: Callable[[], Any], timeout: float = 90, interval: float = 0.5, what: str = "") -> Any:
+    """Poll fn until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what or 'condition'} not met in {timeout}s; last value: {last!r}")
+
+
+class OperatorProcess:
+    """The operator as a subprocess under a given kubeconfig; restartable, stopped by its PID."""
+
+    def __init__(self, kubeconfig: Path, namespaces: list[str], log: Path, interval: float = 2.0) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespaces = namespaces
+        self.log = log
+        self.interval = interval
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "SRL_WATCH_NAMESPACES": ",".join(self.namespaces),
+            "SRL_LIVENESS_PORT": "",
+            "SRL_RECONCILE_INTERVAL": str(self.interval),
+            "SRL_RUNTIME_IMAGE": "registry.invalid/srl-runtime:test",  # never pulled: kwok
+            "SRL_REDIS_TIMEOUT": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "srl_operator", "--verbose"], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a node dies mid-reconcile."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def peak_rss_kib(self) -> int | None:
+        """VmHWM of the running process (kopf is exec'd in place, so it is this PID)."""
+        if self.proc is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def forbidden_lines(self) -> list[str]:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [ln for ln in text.splitlines() if "403" in ln and "orbidden" in ln]
+
+
+def install_chart(cp: ControlPlane, watch: list[str], release: str = RELEASE, namespace: str = OPERATOR_NAMESPACE) -> None:
+    """helm upgrade --install in namespaced scope, watching `watch`."""
+    args = [
+        "upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace", "--wait=false",
+        "--set", "image.repository=registry.invalid/srl-operator", "--set", "image.tag=test",
+        "--set", "scope=namespaced",
+    ]  # fmt: skip
+    for i, ns in enumerate(watch):
+        args += ["--set", f"watchNamespaces[{i}]={ns}"]
+    cp.helm(*args)
+    cp.kubectl("wait", "--for=condition=Established", "crd/rlexperiments.srl.dev", "--timeout=60s")
+
+
+def pre_bind_volume(cp: ControlPlane, namespace: str, experiment: str) -> str:
+    """A PersistentVolume reserved for the experiment's parameter-DB claim (no provisioner here)."""
+    name = f"pv-{namespace}-{experiment}"[:63]
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name, "labels": {"srl-test": "true"}},
+            "spec": {
+                "capacity": {"storage": "100Gi"},
+                "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": f"/tmp/srl-test-pv/{name}"},
+                "claimRef": {"namespace": namespace, "name": f"{experiment}-params"},
+            },
+        }
+    )
+    return name
+
+
+def load_example(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def rlx(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return cp.kubectl_json("get", "rlx", name, "-n", namespace)
+
+
+def children(cp: ControlPlane, namespace: str, experiment: str, kinds: str = "pods") -> list[dict[str, Any]]:
+    return cp.kubectl_json("get", kinds, "-n", namespace, "-l", f"{SELECTOR_KEY}={experiment}")["items"]
+
+
+def worker_pods(cp: ControlPlane, namespace: str, experiment: str, role: str | None = None) -> list[dict[str, Any]]:
+    selector = f"{SELECTOR_KEY}={experiment},srl.dev/role" + (f"={role}" if role else "")
+    return cp.kubectl_json("get", "pods", "-n", namespace, "-l", selector)["items"]
+
+
+def live(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def status_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return rlx(cp, namespace, name).get("status") or {}
+
+
+def events_for(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    items = cp.kubectl_json(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.kind=RLExperiment,involvedObject.name={name}"
+    )["items"]
+    return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+
+def experiment_doc(name: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"environment": {"id": "CartPole-v1"}, "stop": {"trainSteps": 1000}}
+    base.update(spec)
+    return {"apiVersion": "srl.dev/v1alpha1", "kind": "RLExperiment", "metadata": {"name": name}, "spec": base}
+
+
+@pytest.fixture(scope="module")
+def crd_installed(control_plane: ControlPlane) -> ControlPlane:
+    """The generated CRD, applied as checked in."""
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/rlexperiments.srl.dev", "--timeout=60s")
+    return control_plane
+
+
+@pytest.fixture(scope="module")
+def fake_nodes(control_plane: ControlPlane) -> list[str]:
+    """Enough kwok capacity for every test (GPUs for cuda trainers); created once per session."""
+    existing = control_plane.kubectl_json("get", "nodes", "-l", "srl-test=operator")["items"]
+    if existing:
+        return [n["metadata"]["name"] for n in existing]
+    return control_plane.add_fake_nodes(
+        4, cpu="1000", memory="4Ti", pods="1000", gpus=8, prefix="srl-op-node", labels={"srl-test": "operator"}
+    )
+
+
+@pytest.fixture(scope="module")
+def operator_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """One namespace the operator watches for a whole test module."""
+    name = f"srl-op-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", name)
+    control_plane.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s")
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, fake_nodes: list[str], operator_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """helm-installed chart + the operator running under the chart's ServiceAccount."""
+    install_chart(control_plane, [operator_namespace])
+    kubeconfig = control_plane.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, RELEASE)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = OperatorProcess(kubeconfig, [operator_namespace], log)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        forbidden = op.forbidden_lines()
+        control_plane.kubectl("delete", "pv", "-l", "srl-test=true", "--wait=false", check=False)
+        if forbidden:
+            pytest.fail("operator hit RBAC denials:\n" + "\n".join(forbidden[:10]), pytrace=False)
+
+
+def dump(cp: ControlPlane, namespace: str, name: str, op: OperatorProcess | None = None) -> str:
+    """Diagnostics for an assertion message."""
+    parts = [json.dumps(status_of(cp, namespace, name), indent=1)]
+    parts.append(cp.kubectl("get", "pods,svc,cm,pvc,deploy", "-n", namespace, "-o", "wide", check=False).stdout)
+    if op is not None:
+        parts.append(op.log_tail())
+    return "\n".join(parts)
