@@ -32,6 +32,7 @@ class Summary:
     frames_per_second: float = 0.0
     workers: dict[str, int] = field(default_factory=dict)
     dropped_messages: int = 0
+    pids: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
 
     def public(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class ExperimentMonitor:
             role, index = p.get("role", "?"), int(p.get("index", 0))
             if p.get("running"):
                 workers[role] += 1
+                s.pids[f"{role}/{index}"] = int(p.get("pid", 0))
             dropped += int(p.get("dropped", 0))
             version = max(version, int(p.get("policy_version", 0)))
             if role == "trainer" and index == 0:

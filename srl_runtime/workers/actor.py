@@ -126,13 +126,35 @@ class ActorWorker(Worker):
                 arrays["rnn_state"] = slot.rnn_state[part]
             slot.requests.append((self.client.post_request(arrays), part))
 
-    def _collect(self, slot: _Slot) -> dict[str, np.ndarray]:
-        if len(slot.requests) == 1:
-            return self.client.wait(slot.requests[0][0], timeout=self._timeout)
-        parts = [self.client.wait(rid, timeout=self._timeout) for rid, _ in slot.requests]
+    def _wait(self, request_id: int) -> dict[str, np.ndarray] | None:
+        """The result, or None once the experiment stops while waiting (policy workers may be gone)."""
+        while True:
+            try:
+                return self.client.wait(request_id, timeout=1.0)
+            except TimeoutError:
+                self._check_control()
+                if self.exiting:
+                    return None
+
+    def _collect(self, slot: _Slot) -> dict[str, np.ndarray] | None:
+        parts = []
+        for rid, _ in slot.requests:
+            part = self._wait(rid)
+            if part is None:
+                return None
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    _timeout = 60.0
+    def _send(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Post a sample, blocking while trainers are full, but never past a stop."""
+        while not self.exiting:
+            try:
+                self.producer.post(meta, arrays, timeout=1.0)
+                return
+            except TimeoutError:
+                self._check_control()
 
     def _poll(self) -> PollResult:
         if self.inline_policy is not None:
@@ -144,6 +166,8 @@ class ActorWorker(Worker):
         sent = 0
         for slot in self.slots:
             result = self._collect(slot)
+            if result is None:
+                break
             version = int(result["policy_version"][0]) if "policy_version" in result else self.policy_version
             self.policy_version = max(self.policy_version, version)
             action = result["action"]
@@ -186,7 +210,7 @@ class ActorWorker(Worker):
                 buf.write(name, value)
             buf.advance()
             if buf.full:
-                self.producer.post(meta, buf.arrays)
+                self._send(meta, buf.arrays)
                 buf.roll()
                 return 1
             return 0
@@ -198,7 +222,7 @@ class ActorWorker(Worker):
         sent = 0
         ended = np.flatnonzero(done | (eps.t >= self.spec.max_episode_length))
         for r in ended:
-            self.producer.post({**meta, "episode": True}, eps.take(int(r)))
+            self._send({**meta, "episode": True}, eps.take(int(r)))
             sent += 1
         return sent
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,7 @@ class Worker(abc.ABC):
     def _poll(self) -> PollResult: ...
 
     def _on_exit(self) -> None:
-        """Flush and close; subclasses extend."""
+        """Flush and close; subclasses extend."""  # noqa: B027 - optional hook
 
     def progress(self) -> dict[str, Any]:
         """Role-specific progress fields; subclasses extend."""
@@ -182,6 +183,7 @@ class Worker(abc.ABC):
         body = {
             "role": self.role,
             "index": self.ctx.index,
+            "pid": os.getpid(),
             "time": time.time(),
             "uptime": time.monotonic() - self.stats.started,
             "polls": self.stats.polls,
