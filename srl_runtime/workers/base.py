@@ -122,8 +122,8 @@ class Worker(abc.ABC):
     @abc.abstractmethod
     def _poll(self) -> PollResult: ...
 
-    def _on_exit(self) -> None:
-        """Flush and close; subclasses extend."""  # noqa: B027 - optional hook
+    def _on_exit(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Flush and close; subclasses extend."""
 
     def progress(self) -> dict[str, Any]:
         """Role-specific progress fields; subclasses extend."""
