@@ -1,0 +1,110 @@
+"""Run one training command and watch its output: every line is stamped with the wall-clock seconds
+since launch as it arrives, handed to a parser, and the run is ended when the parser says so, when
+the process exits, or at a wall-clock cap.
+
+Why stamp lines here rather than trust each system's own clock: the systems count time from
+different points (after start-up, per iteration, ...). Stamping on arrival measures all of them
+from the same moment, launch, with the same clock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Run:
+    """What one run produced: progress samples, the solve time if any, and how it ended."""
+
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds since launch, env frames)
+    solved_at: float | None = None  # seconds since launch when the mean of the last 100 returns hit the target
+    wall: float = 0.0
+    exit_code: int | None = None
+    ended_by: str = ""  # "solved", "cap", "exit"
+    log: str = ""
+
+    def rate(self, skip_first: float = 0.0) -> float | None:
+        """Env frames per second between the first sample after `skip_first` seconds of progress
+        (start-up and warm-up excluded) and the last sample."""
+        pts = [p for p in self.progress if p[1] > 0]
+        if len(pts) < 2:
+            return None
+        t_start = pts[0][0] + skip_first
+        window = [p for p in pts if p[0] >= t_start]
+        if len(window) < 2:
+            window = pts[-2:]
+        (t0, f0), (t1, f1) = window[0], window[-1]
+        return (f1 - f0) / (t1 - t0) if t1 > t0 else None
+
+
+# A parser takes (seconds since launch, line) and returns (env frames or None, solved: bool).
+Parser = Callable[[float, str], tuple[int | None, bool]]
+
+
+def run(cmd: list[str], parser: Parser, *, cap: float, log_path: Path, cwd: Path | None = None,
+        env: dict[str, str] | None = None, stop_when_solved: bool = True, grace: float = 15.0) -> Run:
+    """Start `cmd` in its own session (so all of its children can be signalled together), watch it."""
+    result = Run(log=str(log_path))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    t0 = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
+                                start_new_session=True, text=True, errors="replace", bufsize=1)
+        done = threading.Event()
+
+        def reader() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                now = time.monotonic() - t0
+                log.write(f"[{now:9.3f}] {line}")
+                try:
+                    frames, solved = parser(now, line)
+                except Exception:  # noqa: BLE001 - an odd line must not end the measurement
+                    continue
+                if frames is not None:
+                    result.progress.append((now, frames))
+                if solved and result.solved_at is None:
+                    result.solved_at = now
+                    if stop_when_solved:
+                        done.set()
+            done.set()
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        done.wait(timeout=cap)
+        result.wall = time.monotonic() - t0
+        if proc.poll() is None:
+            result.ended_by = "solved" if result.solved_at is not None else "cap"
+            stop_group(proc, grace)
+        else:
+            result.ended_by = "solved" if result.solved_at is not None else "exit"
+        thread.join(timeout=5)
+        result.exit_code = proc.returncode
+    return result
+
+
+def stop_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGINT first (every system here shuts down cleanly on it), then SIGTERM, then SIGKILL — all
+    to the run's own process group only, so nothing else on the machine is touched."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # The leader is gone; give stragglers in the group the same signal chain.
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+        except subprocess.TimeoutExpired:
+            continue
