@@ -71,7 +71,7 @@ class ExperimentMonitor:
             self._frames_base = int(saved.get("env_frames", 0))
             self._wall_base = float(saved.get("wall_seconds", 0.0))
         self._started = time.monotonic()
-        self._last: dict[tuple[str, int], tuple[float, int]] = {}  # (role, index) -> (uptime, frames)
+        self._last: dict[tuple[str, int], tuple[int, int]] = {}  # (role, index) -> (pid, frames)
         self._frames_acc = 0
         self._rate = collections.deque(maxlen=10)  # (time, frames) for frames/s over ~10 ticks
         self._episodes: dict[tuple[int, float], float] = {}  # (actor, end time) -> return
@@ -98,7 +98,7 @@ class ExperimentMonitor:
             if role == "trainer" and index == 0:
                 train_steps = max(train_steps, int(p.get("train_steps", 0)))
             if role == "actor":
-                self._count_frames(index, float(p.get("uptime", 0.0)), int(p.get("env_frames", 0)))
+                self._count_frames(index, int(p.get("pid", 0)), int(p.get("env_frames", 0)))
                 episodes += int(p.get("episodes", 0))
                 for end, ret in p.get("recent_returns", []):
                     self._episodes[(index, end)] = ret
@@ -142,15 +142,15 @@ class ExperimentMonitor:
             return "wall_seconds"
         return None
 
-    def _count_frames(self, index: int, uptime: float, frames: int) -> None:
+    def _count_frames(self, index: int, pid: int, frames: int) -> None:
         last = self._last.get(("actor", index))
-        if last is None or uptime < last[0]:
+        if last is None or pid != last[0]:
             self._frames_acc += frames  # a new (or restarted) actor: all its frames are new
         elif frames >= last[1]:
             self._frames_acc += frames - last[1]
         else:
             return  # an older value read late: keep the newer one
-        self._last[("actor", index)] = (uptime, frames)
+        self._last[("actor", index)] = (pid, frames)
 
     def _trim_episodes(self) -> None:
         keep = max(200, 2 * self.stop.return_window)

@@ -1,0 +1,47 @@
+"""The monitor aggregates progress, survives worker restarts and decides the stop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from srl_runtime.config.experiment import StopSpec
+from srl_runtime.launcher.monitor import ExperimentMonitor
+from srl_runtime.name_records import keys
+from srl_runtime.name_records.memory import MemoryNameRecords
+
+pytestmark = pytest.mark.unit
+ROOT = keys.experiment_root("m")
+
+
+def _actor(nr: MemoryNameRecords, index: int, pid: int, frames: int, returns: list[tuple[float, float]]) -> None:
+    body = {"role": "actor", "index": index, "pid": pid, "env_frames": frames, "running": True, "recent_returns": returns}
+    nr.add(keys.worker_progress(ROOT, "actor", index), json.dumps(body), replace=True)
+
+
+def test_restarted_actor_does_not_rewind_frames() -> None:
+    nr = MemoryNameRecords()
+    mon = ExperimentMonitor(nr, ROOT, StopSpec(envFrames=10**9))
+    _actor(nr, 0, 11, 1000, [])
+    mon.tick()
+    _actor(nr, 0, 11, 1500, [])
+    mon.tick()
+    _actor(nr, 0, 12, 200, [])  # restarted (a new process): its counter starts again
+    mon.tick()
+    _actor(nr, 0, 12, 100, [])  # an older value read late: ignored
+    mon.tick()
+    assert mon.summary.env_frames == 1700, mon.summary
+
+
+def test_target_return_needs_a_full_window_and_stops() -> None:
+    nr = MemoryNameRecords()
+    mon = ExperimentMonitor(nr, ROOT, StopSpec(targetMeanReturn=100, returnWindow=3))
+    _actor(nr, 0, 1, 10, [(1.0, 500.0), (2.0, 500.0)])
+    assert mon.tick().stop_reason is None, "two episodes are not a window of three"
+    _actor(nr, 1, 2, 10, [(3.0, 50.0), (4.0, 120.0)])
+    s = mon.tick()
+    # The newest three across actors: 500 (t=2), 50 (t=3), 120 (t=4) -> 223.3
+    assert s.stop_reason == "target_mean_return", s
+    assert s.mean_return == pytest.approx((500 + 50 + 120) / 3)
+    assert nr.get(keys.stop_flag(ROOT)) == "target_mean_return"
