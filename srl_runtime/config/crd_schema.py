@@ -6,7 +6,9 @@
 rejects locally:
 
 - `$ref`s are inlined (structural schemas allow no references);
-- `X | None` becomes `X` with `nullable: true` (structural schemas allow no anyOf-with-null);
+- `X | None` becomes `X` with `nullable: true` (structural schemas allow no anyOf-with-null), except
+  enums defaulting to None: the API server rejects null for an enum even when nullable, so there
+  null is left to pruning (absent == None);
 - ge/gt/le/lt, min_length, Literal and descriptions carry over; JSON Schema 2020's numeric
   `exclusiveMinimum` becomes OpenAPI 3.0's `minimum` + `exclusiveMinimum: true`;
 - model defaults become schema defaults (the API server stores them, so `kubectl get -o yaml` shows
@@ -234,9 +236,11 @@ class _Converter:
             inner = self._node(branches[0])
             outer = {k: v for k, v in node.items() if k in ("description", "default")}
             inner.update(outer)
+            if "enum" in inner and outer.get("default") is None:
+                # The API server rejects null for an enum even with nullable: true (and null listed);
+                # a non-nullable field's null is pruned instead, which is the same as the None default.
+                return self._clean(inner)
             inner["nullable"] = True
-            if "enum" in inner:
-                inner["enum"] = [*inner["enum"], None]  # null must be an allowed value of a nullable enum
             return self._clean(inner)
         out: dict[str, Any] = {}
         for key in ("description", "type", "enum", "minimum", "maximum", "minItems", "maxItems",

@@ -48,3 +48,18 @@ def test_api_server_accepts_and_defaults_the_minimal_document(crd_installed: Any
 
     full = {**doc, "spec": spec}
     assert parse_experiment(full).spec.actors.replicas == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("environment", {"id": None, "entryPoint": "my.envs:Env"}), ("actors.tolerations", [{"key": "k", "operator": "Exists", "effect": None}]),
+     ("algorithm.ppo.valueClip", None)],  # fmt: skip
+    ids=["null-id", "null-enum", "null-turns-off"],
+)
+def test_api_server_accepts_explicit_nulls_like_the_models(crd_installed: Any, namespace: str, path: str, value: Any) -> None:
+    from srl_runtime.config.load import parse_experiment
+
+    doc = _with(path, value)
+    doc["metadata"]["name"] = "nulls"
+    parse_experiment(doc)
+    crd_installed.kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(doc))

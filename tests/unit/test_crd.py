@@ -79,7 +79,7 @@ def test_constraints_and_descriptions_carry_over() -> None:
     assert discount["minimum"] == 0 and discount["exclusiveMinimum"] is True and discount["maximum"] == 1
     assert discount["description"] == "Reward discount factor gamma."
     effect = spec["actors"]["properties"]["tolerations"]["items"]["properties"]["effect"]
-    assert effect["nullable"] is True and effect["enum"] == ["NoSchedule", "PreferNoSchedule", "NoExecute", None]
+    assert "nullable" not in effect and effect["enum"] == ["NoSchedule", "PreferNoSchedule", "NoExecute"]
     assert spec["environment"]["properties"]["id"]["nullable"] is True
     assert spec["actors"]["properties"]["replicas"] == {
         "description": "How many actor workers.",
