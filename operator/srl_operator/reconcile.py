@@ -6,6 +6,7 @@ concurrently, or after a crash half-way is harmless (deterministic names, 409/40
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import Counter
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from kubernetes.client.rest import ApiException
 
 from srl_operator import naming
 from srl_operator.builders.configmap import EXPERIMENT_KEY, experiment_configmap
@@ -116,14 +118,16 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     trainers_done = sum(1 for p in observed if p.role == "trainer" and p.phase == "Succeeded")
     finished = previous.get("phase") == "Succeeded" or trainers_done >= exp.spec.trainers.replicas > 0
     plan = plan_pods(exp, observed, cfg, finished=finished)
-    _apply_pod_plan(plan, namespace, kube, owner, events)
+    api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(
         redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout
     )
     roles_of = {p.name: p.role or "" for p in observed}
     replaced = Counter(roles_of[n] for n in plan.delete_failed)
-    obs = Observation(pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced))
+    obs = Observation(
+        pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced), api_errors=api_errors
+    )
     status = experiment_status(exp, obs, previous, now, generation)
     if status["phase"] != previous.get("phase"):
         kind = "Warning" if status["phase"] == "Failed" else "Normal"
@@ -181,25 +185,51 @@ def _reconcile_redis_deployment(
             events.append(("Normal", "Deleted", f"deleted Deployment {name}"))
 
 
-def _apply_pod_plan(plan: PodPlan, namespace: str, kube: Kube, owner: dict[str, Any], events: list[Event]) -> None:
+def _apply_pod_plan(
+    plan: PodPlan, namespace: str, kube: Kube, owner: dict[str, Any], events: list[Event]
+) -> list[str]:
+    """Carry out the plan; API errors are collected (and reported in status), not raised, so one
+    rejected pod (quota, admission) does not stop the rest or the status update."""
+    errors: list[str] = []
+
+    def attempt(fn: Any, arg: Any) -> Any:
+        try:
+            return fn(arg)
+        except ApiException as e:
+            errors.append(_api_error(e))
+            return None
+
     if plan.delete_failed:
         # A failed pod's containers have exited: nothing to drain, remove it at once.
-        kube.parallel(lambda n: kube.delete("Pod", namespace, n, grace_seconds=0), plan.delete_failed)
+        kube.parallel(lambda n: attempt(lambda x: kube.delete("Pod", namespace, x, grace_seconds=0), n), plan.delete_failed)
         events.append(("Warning", "WorkerFailed", "replacing failed pods: " + _names(plan.delete_failed)))
     if plan.delete_extra:
-        kube.parallel(lambda n: kube.delete("Pod", namespace, n), plan.delete_extra)
+        kube.parallel(lambda n: attempt(lambda x: kube.delete("Pod", namespace, x), n), plan.delete_extra)
         events.append(("Normal", "ScaledDown", f"deleted {len(plan.delete_extra)} pods: " + _names(plan.delete_extra)))
     if plan.delete_stale:
-        kube.parallel(lambda n: kube.delete("Pod", namespace, n), plan.delete_stale)
+        kube.parallel(lambda n: attempt(lambda x: kube.delete("Pod", namespace, x), n), plan.delete_stale)
         events.append(("Normal", "SpecChanged", "replacing pods built from an older spec: " + _names(plan.delete_stale)))
     if plan.create:
         for pod in plan.create:
             kopf.adopt(pod, owner=owner)
-        created = sum(kube.parallel(kube.create, plan.create))
+        results = kube.parallel(lambda p: attempt(kube.create, p), plan.create)
+        created = [p for p, ok in zip(plan.create, results, strict=True) if ok]
         if created:
-            roles = Counter(p["metadata"]["labels"][naming.LABEL_ROLE] for p in plan.create)
+            roles = Counter(p["metadata"]["labels"][naming.LABEL_ROLE] for p in created)
             text = ", ".join(f"{n} {r}" for r, n in sorted(roles.items()))
-            events.append(("Normal", "Created", f"created {created} worker pods ({text})"))
+            events.append(("Normal", "Created", f"created {len(created)} worker pods ({text})"))
+    if errors:
+        unique = sorted(set(errors))
+        events.append(("Warning", "ApiError", f"{len(errors)} API calls failed: " + "; ".join(unique[:3])))
+    return errors
+
+
+def _api_error(e: ApiException) -> str:
+    """The API server's message of a failed call (its Status body), or the HTTP reason."""
+    try:
+        return str(json.loads(e.body).get("message") or e.reason)
+    except (TypeError, ValueError):
+        return f"{e.status} {e.reason}"
 
 
 def _names(names: list[str], limit: int = 10) -> str:

@@ -36,6 +36,7 @@ class Observation:
     summary: dict[str, Any] | None = None  # the experiment-state JSON from the name records
     name_records_error: str | None = None  # why the summary could not be read, if it could not
     replaced: dict[str, int] = field(default_factory=dict)  # role -> failed pods replaced this round
+    api_errors: list[str] = field(default_factory=list)  # create/delete calls the API server refused
 
 
 def _condition(
@@ -138,8 +139,14 @@ def experiment_status(
         nr_cond = (True, "Reachable" if obs.summary is not None else "NoSummaryYet", "")
     else:
         nr_cond = (False, "Unreachable", obs.name_records_error)
+    if obs.api_errors:
+        unique = sorted(set(obs.api_errors))
+        reconciled = (False, "ApiError", f"{len(obs.api_errors)} calls failed: " + "; ".join(unique[:3]))
+    else:
+        reconciled = (True, "Reconciled", "")
     conditions = [
         _condition(prev_conditions, "SpecValid", True, "Valid", "", now, generation),
+        _condition(prev_conditions, "Reconciled", *reconciled, now, generation),
         _condition(prev_conditions, "WorkersReady", *ready_cond, now, generation),
         _condition(prev_conditions, "NameRecordsReachable", *nr_cond, now, generation),
         _condition(

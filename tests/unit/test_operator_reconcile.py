@@ -181,3 +181,18 @@ def test_parse_body_uses_only_name_and_namespace_of_metadata() -> None:
     b["spec"]["stop"] = {}
     with pytest.raises(InvalidExperiment):
         parse_body(b)
+
+
+def test_refused_pods_are_reported_in_status_not_raised() -> None:
+    class RefusingKube(MemoryKube):
+        def create(self, obj: dict[str, Any]) -> bool:
+            if obj["kind"] == "Pod" and obj["metadata"]["name"].endswith("actor-1"):
+                raise ApiException(status=403, reason="Forbidden")
+            return super().create(obj)
+
+    kube = RefusingKube()
+    out = reconcile(body(actors={"replicas": 2}), kube, CFG, "t0")
+    assert names(kube, "Pod") == ["cp-actor-0", "cp-trainer-0"]
+    cond = next(c for c in out.status["conditions"] if c["type"] == "Reconciled")
+    assert cond["status"] == "False" and "403 Forbidden" in cond["message"]
+    assert any(reason == "ApiError" for _, reason, _ in out.events)
