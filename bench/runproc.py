@@ -55,7 +55,7 @@ def run(cmd: list[str], parser: Parser, *, cap: float, log_path: Path, cwd: Path
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     t0 = time.monotonic()
-    with open(log_path, "w") as log:
+    with open(log_path, "w", buffering=1) as log:  # line-buffered: a run can be watched live
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
                                 start_new_session=True, text=True, errors="replace", bufsize=1)
         done = threading.Event()
