@@ -6,13 +6,12 @@ import os
 from pathlib import Path
 
 from srl_runtime.config.experiment import NameRecordsSpec
+from srl_runtime.config.worker_env import NAME_RECORDS_REDIS as REDIS_ADDRESS_ENV
 from srl_runtime.name_records.base import NameRecords
-
-REDIS_ADDRESS_ENV = "SRL_REDIS_ADDRESS"
 
 
 def make_name_records(spec: NameRecordsSpec, run_dir: Path | None) -> NameRecords:
-    """auto: redis when an address is known (spec or $SRL_REDIS_ADDRESS), else a directory in run_dir."""
+    """auto: redis when an address is known (spec or $SRL_NAME_RECORDS_REDIS), else a directory in run_dir."""
     backend = spec.backend
     redis_address = spec.redis_address or os.environ.get(REDIS_ADDRESS_ENV)
     if backend == "auto":

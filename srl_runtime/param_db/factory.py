@@ -6,15 +6,14 @@ import os
 from pathlib import Path
 
 from srl_runtime.config.experiment import ParameterDBSpec
+from srl_runtime.config.worker_env import MONGO_URI as MONGODB_URI_ENV
 from srl_runtime.param_db.base import ParameterDB
 from srl_runtime.param_db.filesystem import FilesystemParameterDB
 from srl_runtime.param_db.metadata import MetadataStore
 
-MONGODB_URI_ENV = "SRL_MONGODB_URI"
-
 
 def make_metadata_store(spec: ParameterDBSpec, path: Path, *, collection_prefix: str = "") -> MetadataStore:
-    """SQLite inside `path`, or MongoDB (URI from the spec or $SRL_MONGODB_URI, e.g. from a Secret)."""
+    """SQLite inside `path`, or MongoDB (URI from the spec or $SRL_MONGO_URI, e.g. from a Secret)."""
     if spec.metadata == "sqlite":
         from srl_runtime.param_db.sqlite_store import SQLiteMetadataStore
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
+from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import ExperimentSpec
 
 
 def distributed() -> bool:
     """True when workers run on separate hosts (set by `srl worker` / pods)."""
-    return os.environ.get("SRL_DISTRIBUTED", "") == "1"
+    return os.environ.get(worker_env.DISTRIBUTED, "") == "1"
 
 
 def inference_kind(spec: ExperimentSpec) -> str:

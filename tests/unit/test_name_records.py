@@ -174,7 +174,7 @@ def test_directory_create_race_has_one_winner(tmp_path: Path) -> None:
 
 
 def test_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SRL_REDIS_ADDRESS", raising=False)
+    monkeypatch.delenv("SRL_NAME_RECORDS_REDIS", raising=False)
     r = make_name_records(NameRecordsSpec(), tmp_path)
     assert isinstance(r, DirectoryNameRecords) and r.path == tmp_path / "name_records"
     assert isinstance(make_name_records(NameRecordsSpec(backend="memory"), None), MemoryNameRecords)

@@ -1,0 +1,16 @@
+"""The environment variables a worker process reads — the contract between the operator's pod specs
+and `srl worker`. One place: the operator's pod builder and the runtime both import these names."""
+
+from __future__ import annotations
+
+ROLE = "SRL_ROLE"  # actor | policy | trainer | eval
+INDEX = "SRL_INDEX"  # the worker's index within its role
+EXPERIMENT = "SRL_EXPERIMENT"  # path of the RLExperiment YAML (a ConfigMap mount in a pod)
+NAMESPACE = "SRL_NAMESPACE"  # Kubernetes namespace: name-record keys are namespaced by it
+POD_IP = "SRL_POD_IP"  # the address this worker binds and advertises
+RUN_DIR = "SRL_RUN_DIR"  # scratch/run directory (defaults to the parameter DB's parent)
+NAME_RECORDS_REDIS = "SRL_NAME_RECORDS_REDIS"  # host:port of the name-record Redis
+PARAM_DB_PATH = "SRL_PARAM_DB_PATH"  # the shared parameter-DB directory (the PVC mount)
+MONGO_URI = "SRL_MONGO_URI"  # MongoDB URI for version metadata (from a Secret)
+METRICS_PORT = "SRL_METRICS_PORT"  # Prometheus metrics HTTP port (0: off)
+DISTRIBUTED = "SRL_DISTRIBUTED"  # "1": workers are on separate hosts (zmq streams by default)
