@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -53,6 +54,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if reason.startswith("failed") else (130 if reason == "interrupted" else 0)
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from srl_runtime.config import worker_env
+    from srl_runtime.launcher.single_worker import WorkerOptions, default_host, run_worker
+
+    env = os.environ
+    role = args.role or env.get(worker_env.ROLE)
+    index = args.index if args.index is not None else int(env.get(worker_env.INDEX, "0"))
+    path = args.experiment or env.get(worker_env.EXPERIMENT)
+    if not role or not path:
+        print("srl worker: --role and --experiment (or $SRL_ROLE, $SRL_EXPERIMENT) are required", file=sys.stderr)
+        return EXIT_INVALID
+    args.file = path
+    experiment = load_experiment(path)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {role}[{index}] %(levelname)s %(name)s: %(message)s")
+    port = args.metrics_port if args.metrics_port is not None else env.get(worker_env.METRICS_PORT)
+    param_path = env.get(worker_env.PARAM_DB_PATH)
+    run_dir = args.run_dir or env.get(worker_env.RUN_DIR) or (str(Path(param_path).parent) if param_path else "runs")
+    opts = WorkerOptions(
+        role=role,
+        index=index,
+        host=args.host or default_host(),
+        run_dir=Path(run_dir),
+        metrics_port=None if port in (None, "") or int(port) < 0 else int(port),
+    )
+    return run_worker(experiment, opts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so docs and tests can inspect it)."""
     parser = argparse.ArgumentParser(prog="srl", description="SRL-architecture reinforcement learning.")
@@ -68,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="worker log lines")
     run.set_defaults(func=_cmd_run)
 
+    worker = sub.add_parser("worker", help="run one worker of a distributed experiment (what a pod runs)")
+    worker.add_argument("--role", choices=["actor", "policy", "trainer", "eval"], help="$SRL_ROLE")
+    worker.add_argument("--index", type=int, help="$SRL_INDEX (default 0)")
+    worker.add_argument("--experiment", help="RLExperiment YAML ($SRL_EXPERIMENT)")
+    worker.add_argument("--host", help="address to bind and advertise ($SRL_POD_IP, else this host's)")
+    worker.add_argument("--run-dir", help="run directory ($SRL_RUN_DIR; default: beside $SRL_PARAM_DB_PATH)")
+    worker.add_argument("--metrics-port", type=int, help="Prometheus port ($SRL_METRICS_PORT; 0 = any free port)")
+    worker.set_defaults(func=_cmd_worker)
+
     val = sub.add_parser("validate", help="check an RLExperiment document")
     val.add_argument("file")
     val.set_defaults(func=_cmd_validate)
@@ -80,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except InvalidExperiment as err:
-        print(f"srl: {args.file}: {err}", file=sys.stderr)
+        print(f"srl: {getattr(args, 'file', '')}: {err}", file=sys.stderr)
         return EXIT_INVALID
     except FileNotFoundError as err:
         print(f"srl: {err}", file=sys.stderr)

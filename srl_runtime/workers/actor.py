@@ -237,8 +237,13 @@ class ActorWorker(Worker):
             slot.envs.close()
 
     def progress(self) -> dict[str, Any]:
+        now, frames = time.monotonic(), getattr(self, "env_frames", 0)
+        last_t, last_frames = getattr(self, "_rate_mark", (now, frames))
+        self._rate_mark = (now, frames)
+        fps = (frames - last_frames) / (now - last_t) if now > last_t else 0.0
         return {
-            "env_frames": getattr(self, "env_frames", 0),
+            "frames_per_second": fps,
+            "env_frames": frames,
             "episodes": getattr(self, "episodes_done", 0),
             "policy_version": getattr(self, "policy_version", -1),
             "recent_returns": list(getattr(self, "_returns", [])),

@@ -82,6 +82,7 @@ class Worker(abc.ABC):
         self._exiting = False
         self._next_progress = 0.0
         self.exit_reason: str | None = None
+        self.metrics: Any = None  # a MetricsExporter when the worker serves Prometheus metrics
 
     # ---- lifecycle
     def configure(self) -> None:
@@ -192,6 +193,8 @@ class Worker(abc.ABC):
             "running": self._running and not final,
             **self.progress(),
         }
+        if self.metrics is not None:
+            self.metrics.update(body)
         try:
             self.ctx.name_records.add(
                 keys.worker_progress(self.ctx.root, self.role, self.ctx.index),

@@ -104,6 +104,7 @@ class TrainerWorker(Worker):
         if not self.buffer.ready():
             return PollResult(batch_count=got)
         batch = self.buffer.take_batch()
+        self.staleness = float(self.version - batch["policy_version"].mean())
         self.last_stats = self.learner.train_step(
             batch, burn_in=self.burn_in, bootstrap_steps=self.ctx.experiment.spec.actors.bootstrap_steps
         )
@@ -134,5 +135,6 @@ class TrainerWorker(Worker):
             "dropped": getattr(consumer, "dropped", 0),
             "dropped_stale": getattr(buffer, "dropped_stale", 0),
             "buffer_columns": buffer.columns if buffer else 0,
+            "staleness": getattr(self, "staleness", 0.0),
             "stats": getattr(self, "last_stats", {}),
         }

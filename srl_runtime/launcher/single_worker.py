@@ -1,0 +1,102 @@
+"""`srl worker`: one worker, in its own process on its own host — what a pod runs.
+
+It binds on its host's address, registers in the name records (Redis in a cluster), finds its peers
+there, and exits 0 once the experiment's stop condition is reached. Trainer 0 also runs the experiment
+monitor (aggregates progress, decides the stop, writes the summary the operator shows in status).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from srl_runtime.config import worker_env
+from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.launcher.monitor import ExperimentMonitor
+from srl_runtime.metrics import MetricsExporter
+from srl_runtime.name_records.factory import make_name_records
+from srl_runtime.workers import WorkerContext, make_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    """Where and as what this process runs (flags, else environment variables)."""
+
+    role: str
+    index: int
+    host: str
+    run_dir: Path
+    metrics_port: int | None
+
+
+def default_host() -> str:
+    """This host's address: the pod IP if given, else what the hostname resolves to."""
+    ip = os.environ.get(worker_env.POD_IP)
+    if ip:
+        return ip
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def apply_environment(experiment: RLExperiment) -> RLExperiment:
+    """Fold the pod's environment (namespace, Redis, shared paths, MongoDB) into the experiment."""
+    env = os.environ
+    doc = experiment.model_copy(deep=True)
+    if env.get(worker_env.NAMESPACE):
+        doc.metadata.namespace = env[worker_env.NAMESPACE]
+    if env.get(worker_env.NAME_RECORDS_REDIS):
+        doc.spec.name_records.backend = "redis"
+        doc.spec.name_records.redis_address = env[worker_env.NAME_RECORDS_REDIS]
+    if env.get(worker_env.PARAM_DB_PATH):
+        doc.spec.parameter_db.path = env[worker_env.PARAM_DB_PATH]
+    return doc
+
+
+def run_worker(experiment: RLExperiment, opts: WorkerOptions) -> int:
+    """Run one worker to the end of the experiment; returns the process exit code."""
+    os.environ[worker_env.DISTRIBUTED] = "1"
+    experiment = apply_environment(experiment)
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    nr = make_name_records(experiment.spec.name_records, opts.run_dir)
+    ctx = WorkerContext(experiment, opts.role, opts.index, nr, opts.run_dir, host=opts.host)
+    worker = make_worker(ctx)
+    if opts.metrics_port is not None:
+        worker.metrics = MetricsExporter(experiment.metadata.name, opts.role, opts.index, opts.metrics_port)
+    monitor_thread = None
+    stop_monitor = threading.Event()
+    if opts.role == "trainer" and opts.index == 0:
+        monitor = ExperimentMonitor(nr, ctx.root, experiment.spec.stop, state_file=opts.run_dir / "state.json", resume=True)
+        monitor_thread = threading.Thread(target=_monitor_loop, args=(monitor, stop_monitor), name="monitor", daemon=True)
+        monitor_thread.start()
+    log.info("%s %d: binding on %s, name records %s", opts.role, opts.index, opts.host, type(nr).__name__)
+    try:
+        worker.run()
+    finally:
+        stop_monitor.set()
+        if monitor_thread is not None:
+            monitor_thread.join(timeout=5)
+        nr.close()
+    reason = worker.exit_reason or ""
+    log.info("%s %d: exit (%s)", opts.role, opts.index, reason)
+    return 0 if reason.startswith("stop") and "failed" not in reason else 1
+
+
+def _monitor_loop(monitor: ExperimentMonitor, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        try:
+            s = monitor.tick()
+        except Exception as err:  # noqa: BLE001 - a name-record outage delays the monitor, no more
+            log.warning("monitor: %s", err)
+            continue
+        if s.stop_reason is not None:
+            log.info("monitor: stop (%s): %s frames, %s train steps", s.stop_reason, s.env_frames, s.train_steps)
+            return
+
