@@ -28,7 +28,7 @@ class PPOLearner:
         self.module = policy.module
         self.spec = spec
         self.total_train_steps = total_train_steps
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=spec.learning_rate, eps=1e-5)
+        self.optimizer = _adam(self.module, spec.learning_rate)
         self.train_steps = 0
 
     # ------------------------------------------------------------------ schedule
@@ -167,6 +167,14 @@ class PPOLearner:
         """Restore what state_dict returned."""
         self.optimizer.load_state_dict(d["optimizer"])
         self.train_steps = int(d["train_steps"])
+
+
+def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel when this torch/device has it (~30% faster updates for small nets)."""
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, eps=1e-5, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(module.parameters(), lr=lr, eps=1e-5)
 
 
 def _explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
