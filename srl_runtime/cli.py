@@ -37,7 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
     if args.serial:
-        summary = run_serial(experiment, run_dir)
+        summary = run_serial(experiment, run_dir, resume=args.resume)
     else:
         summary = LocalLauncher(experiment, run_dir, resume=args.resume, quiet=args.quiet, log_level=level).run()
     result = summary.public()

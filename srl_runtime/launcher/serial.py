@@ -9,18 +9,19 @@ import time
 from pathlib import Path
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.launcher.local import prepare_run_dir
 from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.memory import MemoryNameRecords
 from srl_runtime.workers import Worker, WorkerContext, make_worker, worker_counts
 
 
-def run_serial(experiment: RLExperiment, run_dir: Path, *, tick_seconds: float = 0.5) -> Summary:
+def run_serial(experiment: RLExperiment, run_dir: Path, *, resume: bool = False, tick_seconds: float = 0.5) -> Summary:
     """Run all workers round-robin in this process until a stop condition."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(run_dir, resume)
     nr = MemoryNameRecords()
     root = keys.experiment_root(experiment.metadata.name, experiment.metadata.namespace)
-    monitor = ExperimentMonitor(nr, root, experiment.spec.stop)
+    monitor = ExperimentMonitor(nr, root, experiment.spec.stop, state_file=run_dir / "state.json", resume=resume)
     workers: list[Worker] = []
     for role in ("trainer", "policy", "eval", "actor"):
         for i in range(worker_counts(experiment.spec)[role]):

@@ -100,3 +100,39 @@ def test_malformed_frames_to_policy_worker_and_trainer_are_dropped_and_counted(t
         ctx.term()
     finally:
         run.stop()
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    path = experiment_file(
+        tmp_path, REPO / "examples/cartpole.yaml",
+        trainers={"checkpointEvery": 1000},  # only the exit checkpoint can make resume work
+        stop={"trainSteps": 40, "wallSeconds": 300, "targetMeanReturn": None},
+    )
+    first = SrlRun(tmp_path, path)
+    try:
+        first.wait_for(lambda s: s["train_steps"] >= 10, 240, "10 train steps")
+        os.killpg(first.proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        summary = first.wait(timeout=120)
+    finally:
+        first.stop()
+    assert summary["stop_reason"] == "interrupted" and first.proc.returncode == 130, f"{summary}\n{first.log()}"
+    interrupted_at = summary["train_steps"]
+    tags = (first.run_dir / "params" / "tags")
+    assert (tags / "checkpoint").exists(), f"no checkpoint tag after Ctrl-C: {sorted(p.name for p in tags.iterdir())}"
+
+    rows_before = (first.run_dir / "metrics.csv").read_text().count("\n")
+    (tmp_path / "second").mkdir()
+    second = SrlRun(tmp_path / "second", path, "--resume", "--run-dir", str(first.run_dir))
+    try:
+        resumed = second.wait(timeout=300)
+    finally:
+        second.stop()
+    assert resumed["stop_reason"] == "train_steps", f"{resumed}\n{second.log()}"
+    # Train steps continue from the checkpoint; frames and wall time add to the first run's.
+    import csv
+
+    rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))[rows_before - 1 :]
+    steps_seen = [int(r["train_steps"]) for r in rows if int(r["train_steps"]) > 0]
+    assert steps_seen and min(steps_seen) >= interrupted_at, f"resumed run restarted training: {steps_seen[:5]}"
+    assert resumed["env_frames"] > summary["env_frames"], (summary, resumed)
+    assert resumed["train_steps"] >= 40 and resumed["wall_seconds"] > summary["wall_seconds"], (summary, resumed)

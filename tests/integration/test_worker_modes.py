@@ -1,0 +1,66 @@
+"""Every worker mode, in serial mode (all workers in this process, same code and streams):
+recurrent policy with burn-in behind a policy worker, evaluation, full-trajectory samples,
+a user's multi-agent environment, a continuous-action environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from srl_runtime.config.load import parse_experiment
+from srl_runtime.launcher.serial import run_serial
+
+pytestmark = pytest.mark.integration
+
+
+def _experiment(name: str, **spec: Any) -> Any:
+    doc = {
+        "apiVersion": "srl.dev/v1alpha1",
+        "kind": "RLExperiment",
+        "metadata": {"name": name},
+        "spec": {
+            "environment": {"id": "CartPole-v1"},
+            "actors": {"replicas": 1, "ringSize": 2, "envsPerSlot": 4, "sampleSteps": 16},
+            "trainers": {"batchSize": 8},
+            "stop": {"trainSteps": 4, "wallSeconds": 120},
+            **spec,
+        },
+    }
+    return parse_experiment(doc)
+
+
+def _assert_trained(summary: Any) -> None:
+    assert summary.stop_reason == "train_steps", summary
+    assert summary.train_steps >= 4 and summary.env_frames > 0 and summary.policy_version >= 4, summary
+
+
+def test_recurrent_policy_with_burn_in_behind_a_policy_worker_and_evaluation(tmp_path: Path) -> None:
+    exp = _experiment(
+        "gru",
+        policy={"rnn": {"hiddenSize": 32}},
+        actors={"replicas": 2, "ringSize": 2, "envsPerSlot": 4, "sampleSteps": 16, "burnIn": 4, "inferenceSplits": 2},
+        policyWorkers={"replicas": 1, "batchSize": 32},
+        evaluation={"enabled": True, "intervalSeconds": 0.5, "episodes": 2},
+    )
+    summary = run_serial(exp, tmp_path)
+    _assert_trained(summary)
+    assert summary.episodes > 0, summary
+
+
+def test_full_trajectory_mode(tmp_path: Path) -> None:
+    exp = _experiment("episodes", actors={"envsPerSlot": 8, "sampleSteps": 16, "fullTrajectory": True})
+    _assert_trained(run_serial(exp, tmp_path))
+
+
+def test_user_multi_agent_environment(tmp_path: Path) -> None:
+    exp = _experiment("twocarts", environment={"entryPoint": "two_agent_env:TwoCartPoles", "kwargs": {"max_steps": 50}})
+    summary = run_serial(exp, tmp_path)
+    _assert_trained(summary)
+    assert summary.episodes > 0, summary
+
+
+def test_continuous_actions(tmp_path: Path) -> None:
+    exp = _experiment("pendulum", environment={"id": "Pendulum-v1"})
+    _assert_trained(run_serial(exp, tmp_path))
