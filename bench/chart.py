@@ -18,18 +18,29 @@ SYSTEMS = [("ours", "ours (srl)", "#d62728"), ("sample_factory", "Sample Factory
 
 
 def panel(ax, case: dict, title: str, ylabel: str, ceiling: float | None = None) -> None:
-    names, values, colors = [], [], []
+    names, values, colors, labels, hatches = [], [], [], [], []
     for key, label, color in SYSTEMS:
-        if case.get(key) is not None:
+        v = case.get(key)
+        if v is not None:
             names.append(label)
-            values.append(case[key])
+            values.append(v)
             colors.append(color)
+            labels.append(f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+            hatches.append("")
+        elif key in case.get("solved", {}):
+            # Ran but did not solve within the cap: a hatched bar at the cap, so it is not mistaken
+            # for missing.
+            names.append(label)
+            values.append(case["cap_s"])
+            colors.append("white")
+            labels.append(f"unsolved\n(> {case['cap_s']:.0f} s)")
+            hatches.append("//")
     if not values:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    bars = ax.bar(names, values, color=colors)
-    for b, v in zip(bars, values, strict=True):
-        ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.1f}", (b.get_x() + b.get_width() / 2, b.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+    bars = ax.bar(names, values, color=colors, edgecolor="black", linewidth=0.5)
+    for b, text, hatch in zip(bars, labels, hatches, strict=True):
+        b.set_hatch(hatch)
+        ax.annotate(text, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
     if ceiling:
         ax.axhline(ceiling, ls="--", color="gray", lw=1)
         ax.annotate(f"raw env ceiling {ceiling:,.0f}", (0.01, ceiling), xycoords=("axes fraction", "data"),

@@ -121,7 +121,7 @@ class Bench:
                 log(f"pong round {rnd}: {name} ({seconds:.0f}s of training)")
                 run = runproc.run(launch.cmd, measure_for(launch.parser, seconds), cap=seconds + START_ALLOWANCE,
                                   log_path=run_dir / "output.log", cwd=launch.cwd, env=launch.env)
-                rate = run.rate()
+                rate = run.rate(skip_first=5.0)  # the first seconds after the first frame are warm-up
                 e = self._record("pong", name, run, round=rnd, frames_per_s=None if rate is None else round(rate, 1))
                 log(f"  -> {e['frames_per_s']} frames/s")
 
