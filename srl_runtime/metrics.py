@@ -59,3 +59,54 @@ class MetricsExporter:
             value = read(progress)
             if value is not None:
                 self.gauges[name].labels(**self.labels).set(float(value))
+
+
+def grafana_dashboard() -> dict[str, Any]:
+    """A Grafana dashboard with one panel per metric, generated from the same table as the gauges."""
+    panels = []
+    for i, (name, (help_text, _)) in enumerate(_GAUGES.items()):
+        panels.append(
+            {
+                "id": i + 1,
+                "type": "timeseries",
+                "title": help_text.rstrip("."),
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+                "targets": [
+                    {
+                        "expr": f'{name}{{experiment=~"$experiment"}}',
+                        "legendFormat": "{{role}} {{index}}",
+                        "refId": "A",
+                    }
+                ],
+            }
+        )
+    return {
+        "title": "SRL experiments",
+        "uid": "srl-experiments",
+        "schemaVersion": 39,
+        "time": {"from": "now-1h", "to": "now"},
+        "refresh": "10s",
+        "templating": {
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus"},
+                {
+                    "name": "experiment",
+                    "type": "query",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "query": "label_values(srl_policy_version, experiment)",
+                    "includeAll": True,
+                    "multi": True,
+                },
+            ]
+        },
+        "panels": panels,
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    json.dump(grafana_dashboard(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
