@@ -78,13 +78,24 @@ setup_cleanrl() {
   echo "setup: cleanrl ready in $((SECONDS - t0))s" >&2
 }
 
+# ale-py 0.9 (the last that works with gymnasium<1 and ships its ROMs) registers the ALE ids
+# (PongNoFrameskip-v4, ...) only when imported, and Sample Factory's Atari example never imports it
+# (it expected gymnasium[atari] via shimmy, whose ale-py 0.8 needs ROMs downloaded from the internet).
+# A .pth line imports it at interpreter start in every SF process, spawned workers included, which
+# is what ale-py's own gymnasium plugin entry point does from 0.10 on. SF's code stays untouched.
+sf_register_ale() {
+  local site
+  site="$("$venvs/sf/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "import ale_py" > "$site/zz_bench_register_ale.pth"
+}
+
 want=("$@"); [ ${#want[@]} -gt 0 ] || want=(tools sf cleanrl rllib)
 setup_tools
 for w in "${want[@]}"; do
   case "$w" in
     tools) ;;
     # shellcheck disable=SC2086
-    sf) uv_venv sf $sf_reqs ;;
+    sf) uv_venv sf $sf_reqs && sf_register_ale ;;
     # shellcheck disable=SC2086
     rllib) uv_venv rllib $rllib_reqs ;;
     cleanrl) setup_cleanrl ;;

@@ -83,9 +83,12 @@ def sf_cartpole(py: str, run_dir: Path, seed: int) -> Launch:
 def sf_pong(py: str, run_dir: Path, workers: int) -> Launch:
     # SF's Atari example with its Atari defaults (Nature CNN "convnet_atari", frame skip 4, PPO
     # settings), on CPU, with one rollout worker per core and double-buffered sampling
-    # (num_envs_per_worker=8, worker_num_splits=2), SF's own advice for throughput on few cores.
+    # (worker_num_splits=2), SF's own advice for throughput on few cores. SF's synchronous PPO
+    # needs workers x envs x rollout (128) = batches (4) x batch size (256), so with 8 envs per
+    # core in its defaults (8 workers x 1 env), this is 8 / workers envs per worker.
+    envs_per_worker = max(2, 8 // workers)
     cmd = [py, "-m", "sf_examples.atari.train_atari", "--env=atari_pong", "--experiment=bench_pong",
-           "--device=cpu", f"--num_workers={workers}", "--num_envs_per_worker=8", "--worker_num_splits=2",
+           "--device=cpu", f"--num_workers={workers}", f"--num_envs_per_worker={envs_per_worker}", "--worker_num_splits=2",
            f"--train_dir={run_dir / 'train_dir'}"]
     return Launch(cmd, _sf_parse, cwd=run_dir)
 
