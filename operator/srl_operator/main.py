@@ -43,6 +43,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     # One replica (Deployment strategy Recreate): no peering objects, no peering RBAC.
     settings.peering.standalone = True
+    # Serve the namespaces given on the command line and the CRD present at start-up: no
+    # cluster-wide list/watch of namespaces and CRDs, which namespaced RBAC does not grant.
+    settings.scanning.disabled = True
     # Post the Events we choose (kopf.event), not every log line of the handlers.
     settings.posting.loggers = False
     # Long-polling watches are re-established every few minutes so a silently dropped
