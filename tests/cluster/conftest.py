@@ -9,6 +9,8 @@ be installed fails the session; elsewhere the tier is skipped with the reason.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -74,7 +76,9 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (without waiting for finalization)."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:50].strip("-")
+    # DNS-1123 label: lowercase alphanumerics and '-', at most 63 chars; unique per run.
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:48].strip("-")
+    name = f"t-{slug}-{secrets.token_hex(3)}"
     control_plane.kubectl("create", "namespace", name)
     # The namespace's `default` ServiceAccount is made by a controller; pods wait on it.
     control_plane.kubectl(
