@@ -9,6 +9,7 @@ scripts/install-cluster-tools.sh.
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
@@ -93,6 +94,9 @@ class ControlPlane:
                 "run scripts/install-cluster-tools.sh"
             )
         self.logs.mkdir(parents=True, exist_ok=True)
+        # Our processes run in their own sessions, so nothing else stops them if the caller
+        # exits without stop() (a script, an aborted session): do it at interpreter exit.
+        atexit.register(self.stop)
         try:
             self._make_pki()
             self._start_etcd()
