@@ -76,6 +76,7 @@ def main() -> int:
             pre_bind_volume(cp, ns, name)
             doc = experiment_doc(name, actors={"replicas": args.actors, "resources": {"cpu": "10m"}})
             doc["metadata"]["namespace"] = ns
+            cpu0 = op.cpu_seconds() or 0.0
             t0 = time.monotonic()
             cp.apply(doc)
             first_pod_at = all_created_at = None
@@ -92,6 +93,7 @@ def main() -> int:
                     break
                 time.sleep(0.5)
             elapsed = time.monotonic() - t0
+            cpu = (op.cpu_seconds() or 0.0) - cpu0
             time.sleep(1)
             stop.set()
             sampler.join()
@@ -103,6 +105,7 @@ def main() -> int:
                 "seconds_to_all_created_in_status": None if all_created_at is None else round(all_created_at, 1),
                 "operator_peak_rss_mib": round(peak["kib"] / 1024, 1),
                 "operator_idle_rss_mib": None if idle_kib is None else round(idle_kib / 1024, 1),
+                "operator_cpu_seconds": round(cpu, 1),
                 "reconcile_interval_s": args.interval,
                 "fake_nodes": args.nodes,
             }

@@ -208,12 +208,13 @@ def test_deletion_leaves_nothing_behind(control_plane: ControlPlane, operator: O
 def test_restart_mid_reconcile_creates_no_duplicates(
     control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
 ) -> None:
-    cp, ns, name, n = control_plane, operator_namespace, "restarted", 150
+    cp, ns, name, n = control_plane, operator_namespace, "restarted", 300
     apply_experiment(cp, ns, experiment_doc(name, actors={"replicas": n, "resources": {"cpu": "10m"}}))
     # Kill the operator while it is creating actor pods.
     eventually(lambda: len(worker_pods(cp, ns, name)) > 0, 60, interval=0.05, what="first pods")
     operator.kill()
     created_before = len(worker_pods(cp, ns, name))
+    assert created_before < n + 1, "the operator finished before it was killed: nothing was mid-reconcile"
     operator.start()
     st = wait_running(cp, ns, name, operator, timeout=180)
     pods = worker_pods(cp, ns, name)
