@@ -284,3 +284,18 @@ def test_trainer_exit_zero_marks_succeeded(control_plane: ControlPlane, operator
     eventually(lambda: status_of(cp, ns, name).get("phase") == "Succeeded", 60, what="phase Succeeded")
     complete = next(c for c in status_of(cp, ns, name)["conditions"] if c["type"] == "Complete")
     assert complete["status"] == "True"
+
+
+def test_liveness_endpoint(operator: OperatorProcess) -> None:
+    """kopf's --liveness endpoint (the chart's livenessProbe) answers with the operator's probes."""
+    import urllib.request
+
+    def probe() -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5) as resp:
+                return json.loads(resp.read()) if resp.status == 200 else None
+        except OSError:
+            return None
+
+    body = eventually(probe, 30, what="/healthz 200")
+    assert body["reconcileIntervalSeconds"] == operator.interval

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,13 +52,14 @@ class OperatorProcess:
         self.log = log
         self.interval = interval
         self.proc: subprocess.Popen[bytes] | None = None
+        self.liveness_port = _free_port()
 
     def start(self) -> None:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "SRL_WATCH_NAMESPACES": ",".join(self.namespaces),
-            "SRL_LIVENESS_PORT": "",
+            "SRL_LIVENESS_PORT": str(self.liveness_port),
             "SRL_RECONCILE_INTERVAL": str(self.interval),
             "SRL_RUNTIME_IMAGE": "registry.invalid/srl-runtime:test",  # never pulled: kwok
             "SRL_REDIS_TIMEOUT": "0.5",
@@ -116,6 +118,12 @@ class OperatorProcess:
     def forbidden_lines(self) -> list[str]:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return [ln for ln in text.splitlines() if "403" in ln and "orbidden" in ln]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def install_chart(cp: ControlPlane, watch: list[str], release: str = RELEASE, namespace: str = OPERATOR_NAMESPACE) -> None:
