@@ -26,6 +26,7 @@ class SyncResult:
     mean_return: float
     episodes: int
     history: list[tuple[int, float]] = field(default_factory=list)  # (env_steps, mean of window)
+    cpu_seconds: float = 0.0  # process CPU time: less sensitive than wall time to a shared machine
 
 
 def run_sync_ppo(
@@ -52,6 +53,7 @@ def run_sync_ppo(
     episodes = 0
     env_steps = 0
     start = time.perf_counter()
+    cpu_start = time.process_time()
 
     obs = batch_env.reset()
     h = policy.initial_rnn_state(B)
@@ -99,8 +101,14 @@ def run_sync_ppo(
             mean = float(np.mean(recent)) if recent else float("nan")
             history.append((env_steps, mean))
             if target_return is not None and len(recent) == window and mean >= target_return:
-                return SyncResult(True, env_steps, time.perf_counter() - start, learner.train_steps, mean, episodes, history)
+                return SyncResult(
+                    True, env_steps, time.perf_counter() - start, learner.train_steps, mean, episodes, history,
+                    time.process_time() - cpu_start,
+                )
     finally:
         batch_env.close()
     mean = float(np.mean(recent)) if recent else float("nan")
-    return SyncResult(False, env_steps, time.perf_counter() - start, learner.train_steps, mean, episodes, history)
+    return SyncResult(
+        False, env_steps, time.perf_counter() - start, learner.train_steps, mean, episodes, history,
+        time.process_time() - cpu_start,
+    )
