@@ -299,3 +299,38 @@ def test_liveness_endpoint(operator: OperatorProcess) -> None:
 
     body = eventually(probe, 30, what="/healthz 200")
     assert body["reconcileIntervalSeconds"] == operator.interval
+
+
+def test_spec_that_got_past_the_api_server_fails_naming_the_field(
+    control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
+) -> None:
+    """An experiment stored before a CRD upgrade added a rule: the operator rejects it, naming the field."""
+    import copy
+
+    import yaml
+
+    from srl_runtime.config import crd_schema
+
+    cp, ns, name = control_plane, operator_namespace, "legacy"
+    lax = crd_schema.crd()
+    schema = lax["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"] = crd_schema.spec_schema(cel=False)
+    strict = copy.deepcopy(crd_schema.crd())
+    try:
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(lax))
+        doc = experiment_doc(name, stop={"returnWindow": 5})  # no stop condition: a model-validator rule
+        eventually(lambda: cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(doc), check=False).returncode == 0,
+                   30, what="the lax CRD in effect")  # fmt: skip
+    finally:
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(strict))
+
+    def failed() -> dict[str, Any] | None:
+        st = status_of(cp, ns, name)
+        return st if st.get("phase") == "Failed" else None
+
+    st = eventually(failed, 60, what="phase Failed")
+    cond = next(c for c in st["conditions"] if c["type"] == "SpecValid")
+    assert cond["status"] == "False" and "spec.stop" in cond["message"], cond
+    assert not worker_pods(cp, ns, name) and not children(cp, ns, name, "configmaps")
+    assert "InvalidSpec" in [e["reason"] for e in events_for(cp, ns, name)]
+    cp.kubectl("delete", "rlx", name, "-n", ns, "--wait=true", "--timeout=60s")
