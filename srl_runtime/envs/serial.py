@@ -49,34 +49,45 @@ class SerialGymBatch(EnvBatch):
 
     def step(self, actions: np.ndarray) -> StepBatch:
         """Step each env with its row of `actions`."""
-        n = self.num_envs
-        obs = np.empty(self._obs_shape, dtype=self._obs_dtype)
-        raw = np.empty(n, dtype=np.float64)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
-        game_over = np.zeros(n, dtype=bool)
-        life_loss = self._life_loss
         if self._clip_low is not None:
-            actions = np.clip(actions, self._clip_low, self._clip_high)
+            acts = np.clip(actions, self._clip_low, self._clip_high)
+        else:
+            acts = actions.tolist()  # Python ints pass gymnasium's Discrete check on its fast path
+        life_loss = self._life_loss
+        lives_now = self._lives
+        obs: list[np.ndarray] = []
+        raw: list[float] = []
+        terminated: list[bool] = []
+        truncated: list[bool] = []
+        game_over: list[bool] = []
         for i, env in enumerate(self.envs):
-            o, r, te, tr, info = env.step(actions[i])
-            raw[i] = r
-            if te or tr:
-                game_over[i] = True
+            o, r, te, tr, info = env.step(acts[i])
+            over = te or tr
+            if over:
                 o, info = env.reset()
                 if life_loss:
-                    self._lives[i] = info.get("lives", 0)
+                    lives_now[i] = info.get("lives", 0)
             elif life_loss:
                 lives = info.get("lives", 0)
-                te = lives < self._lives[i]
-                self._lives[i] = lives
-            obs[i] = o
-            terminated[i] = te
-            truncated[i] = tr
-        self._episodes.add(raw)
-        rets, lens = self._episodes.finish(game_over)
-        reward = np.sign(raw).astype(np.float32) if self._clip else raw.astype(np.float32)
-        return StepBatch(obs, reward, terminated, truncated, rets, lens)
+                te = lives < lives_now[i]
+                lives_now[i] = lives
+            obs.append(o)
+            raw.append(r)
+            terminated.append(te)
+            truncated.append(tr)
+            game_over.append(over)
+        raw_arr = np.asarray(raw, dtype=np.float64)
+        self._episodes.add(raw_arr)
+        rets, lens = self._episodes.finish(np.asarray(game_over, dtype=bool))
+        reward = np.sign(raw_arr).astype(np.float32) if self._clip else raw_arr.astype(np.float32)
+        return StepBatch(
+            np.stack(obs).astype(self._obs_dtype, copy=False),
+            reward,
+            np.asarray(terminated, dtype=bool),
+            np.asarray(truncated, dtype=bool),
+            rets,
+            lens,
+        )
 
     def close(self) -> None:
         """Close every env."""
