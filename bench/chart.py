@@ -41,6 +41,8 @@ def panel(ax, case: dict, title: str, ylabel: str, ceiling: float | None = None)
     for b, text, hatch in zip(bars, labels, hatches, strict=True):
         b.set_hatch(hatch)
         ax.annotate(text, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+    if values:
+        ax.set_ylim(0, max([*values, ceiling or 0]) * 1.2)  # room for the labels above the bars
     if ceiling:
         ax.axhline(ceiling, ls="--", color="gray", lw=1)
         ax.annotate(f"raw env ceiling {ceiling:,.0f}", (0.01, ceiling), xycoords=("axes fraction", "data"),
