@@ -195,8 +195,8 @@ def test_actor_pod_golden() -> None:
                         {"name": "SRL_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                         {"name": "SRL_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                         {"name": "SRL_NAME_RECORDS_REDIS", "value": "cp-redis.ml.svc:6379"},
-                        {"name": "SRL_REDIS_ADDRESS", "value": "cp-redis.ml.svc:6379"},
                         {"name": "SRL_PARAM_DB_PATH", "value": "/srl/params"},
+                        {"name": "SRL_RUN_DIR", "value": "/srl/run"},
                         {"name": "SRL_METRICS_PORT", "value": "9100"},
                         {"name": "HOME", "value": "/tmp"},
                         {"name": "OMP_NUM_THREADS", "value": "2"},
@@ -210,7 +210,7 @@ def test_actor_pod_golden() -> None:
                     },
                     "volumeMounts": [
                         {"name": "experiment", "mountPath": "/etc/srl", "readOnly": True},
-                        {"name": "params", "mountPath": "/srl/params", "subPath": "cp"},
+                        {"name": "params", "mountPath": "/srl", "subPath": "cp"},
                         {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "shm", "mountPath": "/dev/shm"},
                         {"name": "roms", "mountPath": "/roms", "readOnly": True},

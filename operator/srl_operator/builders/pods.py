@@ -12,11 +12,11 @@ from srl_operator.builders.common import (
     template_hash,
 )
 from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR
-from srl_operator.builders.pvc import MOUNT_PATH as PARAMS_PATH
-from srl_operator.builders.pvc import claim_name
+from srl_operator.builders.pvc import MOUNT_PATH, PARAMS_PATH, RUN_PATH, claim_name
 from srl_operator.builders.redis import redis_address
 from srl_operator.builders.services import METRICS_PORT, role_ports
 from srl_operator.config import OperatorConfig
+from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import RLExperiment, WorkerRoleSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -77,18 +77,19 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
     """The worker's environment: the SRL_* contract plus the role's own env (which cannot override it)."""
     spec = exp.spec
     redis = redis_address(exp, cfg)
+    # Names from srl_runtime.config.worker_env: the contract `srl worker` reads.
     ours: list[dict[str, Any]] = [
-        {"name": "SRL_ROLE", "value": role},
-        {"name": "SRL_INDEX", "value": str(index)},
-        {"name": "SRL_EXPERIMENT", "value": EXPERIMENT_PATH},
-        {"name": "SRL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": worker_env.ROLE, "value": role},
+        {"name": worker_env.INDEX, "value": str(index)},
+        {"name": worker_env.EXPERIMENT, "value": EXPERIMENT_PATH},
+        {"name": worker_env.NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "SRL_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "SRL_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "SRL_NAME_RECORDS_REDIS", "value": redis},
-        # srl_runtime.name_records.factory reads this one; both name the same Redis.
-        {"name": "SRL_REDIS_ADDRESS", "value": redis},
-        {"name": "SRL_PARAM_DB_PATH", "value": PARAMS_PATH},
-        {"name": "SRL_METRICS_PORT", "value": str(METRICS_PORT)},
+        {"name": worker_env.POD_IP, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": worker_env.NAME_RECORDS_REDIS, "value": redis},
+        {"name": worker_env.PARAM_DB_PATH, "value": PARAMS_PATH},
+        # On the volume too: trainer 0's stop monitor keeps its state there across restarts.
+        {"name": worker_env.RUN_DIR, "value": RUN_PATH},
+        {"name": worker_env.METRICS_PORT, "value": str(METRICS_PORT)},
         {"name": "HOME", "value": "/tmp"},  # the root filesystem is read-only
     ]
     for port_name, port in role_ports(role):
@@ -101,7 +102,7 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
     if mongo is not None and mongo.secret_name:
         ours.append(
             {
-                "name": "SRL_MONGO_URI",
+                "name": worker_env.MONGO_URI,
                 "valueFrom": {"secretKeyRef": {"name": mongo.secret_name, "key": mongo.secret_key}},
             }
         )
@@ -129,7 +130,7 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "volumeMounts": [
             {"name": "experiment", "mountPath": MOUNT_DIR, "readOnly": True},
             # One directory per experiment: a shared claim (or NFS export) holds many experiments.
-            {"name": "params", "mountPath": PARAMS_PATH, "subPath": name},
+            {"name": "params", "mountPath": MOUNT_PATH, "subPath": name},
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "shm", "mountPath": "/dev/shm"},
             *({"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in extra_volumes),

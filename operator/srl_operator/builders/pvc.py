@@ -8,7 +8,9 @@ from srl_operator import naming
 from srl_operator.builders.common import metadata
 from srl_runtime.config.experiment import RLExperiment
 
-MOUNT_PATH = "/srl/params"
+MOUNT_PATH = "/srl"  # the experiment's directory on the claim (subPath = experiment name)
+PARAMS_PATH = f"{MOUNT_PATH}/params"  # the parameter DB
+RUN_PATH = f"{MOUNT_PATH}/run"  # the workers' run directory (monitor state)
 
 
 def claim_name(exp: RLExperiment) -> str:
