@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from srl_runtime.config.experiment import PolicySpec
+from srl_runtime.policies.fast_numpy import NumpyActorCritic
 from srl_runtime.policies.networks import ActorCritic
 
 
@@ -25,14 +26,25 @@ class Policy:
         self.recurrent = self.module.rnn is not None
         self.rnn_state_size = self.module.rnn_size
         self._action_dtype = np.int64 if self.module.discrete else np.float32
+        # Acting in numpy where possible (see fast_numpy); its RNG follows torch's seeding.
+        self.numpy_acting = NumpyActorCritic.supports(self.module, self.device)
+        self._rng = np.random.default_rng(int(torch.randint(2**62, ()).item()))
+        self._fast: NumpyActorCritic | None = None
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the value de-normalisation after the module's buffers changed (learner, load)."""
+        """Re-bind the numpy acting path (only needed if the module's tensors were replaced)."""
         vn = self.module.value_norm
-        self._value_mean = float(vn.mean)
-        self._value_std = float((vn.var + vn.eps).sqrt())
-        self._value_identity = abs(self._value_mean) < 1e-12 and abs(self._value_std - 1.0) < 1e-6
+        # On CPU these are views, so normaliser updates are seen in place; elsewhere a snapshot.
+        self._value_mean = vn.mean.detach().cpu().numpy()
+        self._value_var = vn.var.detach().cpu().numpy()
+        self._value_eps = vn.eps
+        self._fast = NumpyActorCritic(self.module, self._rng) if self.numpy_acting else None
+
+    def _denormalize(self, value: np.ndarray) -> np.ndarray:
+        """Value head output (normalised when the learner normalises returns) to return units."""
+        std = np.sqrt(self._value_var + self._value_eps)
+        return (value * std + self._value_mean).astype(np.float32)
 
     def initial_rnn_state(self, rows: int) -> np.ndarray:
         """Zero recurrent state [rows, H] ([rows, 0] without an RNN)."""
@@ -43,6 +55,14 @@ class Policy:
     ) -> dict[str, np.ndarray]:
         """Act on a batch: returns action [rows, *act], logp [rows], value [rows], rnn_state [rows, H]."""
         rows = obs.shape[0]
+        if self._fast is not None:
+            action_np, logp_np, value_np = self._fast.act(obs, deterministic)
+            return {
+                "action": action_np,
+                "logp": logp_np,
+                "value": self._denormalize(value_np),
+                "rnn_state": np.zeros((rows, 0), np.float32),
+            }
         with torch.inference_mode():
             x = torch.as_tensor(obs, device=self.device)
             h = None
@@ -52,9 +72,7 @@ class Policy:
                 h = torch.as_tensor(rnn_state, device=self.device)
             out, value, h_new = self.module.step(x, h)
             action, logp = self.module.sample(out, deterministic)
-            value_np = value.cpu().numpy()
-            if not self._value_identity:
-                value_np = value_np * self._value_std + self._value_mean
+            value_np = self._denormalize(value.cpu().numpy())
             return {
                 "action": action.cpu().numpy().astype(self._action_dtype, copy=False),
                 "logp": logp.cpu().numpy(),

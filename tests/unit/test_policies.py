@@ -95,3 +95,35 @@ def test_state_round_trip_with_normalizer() -> None:
             param.add_(1.0)
     first = next(k for k in state if k.endswith("weight"))
     assert not torch.equal(a.get_state()[first], state[first])
+
+
+@pytest.mark.parametrize(
+    ("action_space", "spec"),
+    [
+        (gym.spaces.Discrete(3), PolicySpec()),
+        (gym.spaces.Discrete(3), PolicySpec(shared_encoder=True, activation="relu", normalize_observations=True)),
+        (gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32), PolicySpec(normalize_observations=True)),
+    ],
+)
+def test_numpy_acting_matches_torch(action_space: gym.Space, spec: PolicySpec) -> None:
+    p = Policy(VEC, action_space, spec)
+    assert p.numpy_acting
+    m = p.module
+    with torch.no_grad():  # move weights and normalisers off their init values, in place
+        for param in m.parameters():
+            param.add_(torch.randn_like(param) * 0.3)
+        if m.obs_norm is not None:
+            m.obs_norm.update(torch.randn(50, 4) * 2 + 1)
+        m.value_norm.update(torch.randn(50) * 5 + 3)
+    obs = np.random.randn(6, 4).astype(np.float32)
+    out = p.rollout(obs)
+    det = p.rollout(obs, deterministic=True)
+    with torch.no_grad():
+        head, value, _ = m.step(torch.from_numpy(obs))
+        logp, _ = m.log_prob_entropy(head, torch.as_tensor(out["action"]))
+        expected_value = m.value_norm.denormalize(value)
+    np.testing.assert_allclose(out["value"], expected_value.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["logp"], logp.numpy(), rtol=1e-4, atol=1e-4)
+    expected_det = head.argmax(-1).numpy() if m.discrete else head.numpy()
+    np.testing.assert_allclose(det["action"], expected_det, rtol=1e-5, atol=1e-5)
+    assert out["action"].dtype == (np.int64 if m.discrete else np.float32)
