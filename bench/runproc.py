@@ -101,18 +101,18 @@ def run(cmd: list[str], parser: Parser, *, cap: float, log_path: Path, cwd: Path
 
 def stop_group(proc: subprocess.Popen, grace: float) -> None:
     """SIGINT first (every system here shuts down cleanly on it), then SIGTERM, then SIGKILL — all
-    to the run's own process group only, so nothing else on the machine is touched."""
+    to the run's own process group only, so nothing else on the machine is touched. Each signal gets
+    its time for the whole group (leader and the workers it started) to go away."""
     for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=wait)
-            # The leader is gone; give stragglers in the group the same signal chain.
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader, or its zombie keeps the group alive
             try:
                 os.killpg(proc.pid, 0)
             except ProcessLookupError:
                 return
-        except subprocess.TimeoutExpired:
-            continue
+            time.sleep(0.2)
