@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ class PPOLearner:
         self.total_train_steps = total_train_steps
         self.optimizer = _adam(self.module, spec.learning_rate)
         self.train_steps = 0
+        # Set by a trainer group: averages gradients across trainers before each optimizer step.
+        self.grad_sync: Callable[[nn.Module], None] | None = None
 
     # ------------------------------------------------------------------ schedule
 
@@ -139,6 +142,8 @@ class PPOLearner:
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(m)
         if spec.max_grad_norm is not None:
             grad_norm = nn.utils.clip_grad_norm_(m.parameters(), spec.max_grad_norm)
         else:

@@ -51,6 +51,15 @@ class TrainerWorker(Worker):
         self.last_stats: dict[str, float] = {}
         self.trained_rows = 0
         self._resume()
+        self.group = None
+        if self.spec.replicas > 1:
+            from srl_runtime.workers.trainer_group import TrainerGroup
+
+            self.group = TrainerGroup(
+                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device
+            )
+            self.group.broadcast_parameters(self.policy.module)
+            self.learner.grad_sync = self.group.average_gradients
         if self.ctx.index == 0 and self.param_db.latest_version() is None:
             self._push(checkpoint=True)
         self.consumer = make_sample_consumer(
@@ -104,10 +113,22 @@ class TrainerWorker(Worker):
         if not self.buffer.ready():
             return PollResult(batch_count=got)
         batch = self.buffer.take_batch()
+        if self.group is not None:
+            # Every replica must take the same number of optimizer steps: equal batch shapes.
+            batch = {k: v[:, : self.spec.batch_size] for k, v in batch.items()}
         self.staleness = float(self.version - batch["policy_version"].mean())
-        self.last_stats = self.learner.train_step(
-            batch, burn_in=self.burn_in, bootstrap_steps=self.ctx.experiment.spec.actors.bootstrap_steps
-        )
+        try:
+            self.last_stats = self.learner.train_step(
+                batch, burn_in=self.burn_in, bootstrap_steps=self.ctx.experiment.spec.actors.bootstrap_steps
+            )
+        except RuntimeError:
+            if self.group is None:
+                raise
+            # A peer trainer left the all-reduce: fine if the experiment is stopping.
+            self._check_control()
+            if self.exiting:
+                return PollResult()
+            raise
         rows = int(batch["reward"].shape[1]) * (int(batch["reward"].shape[0]) - self.burn_in - self.ctx.experiment.spec.actors.bootstrap_steps)
         self.trained_rows += rows
         if self.ctx.index == 0 and self.learner.train_steps % self.spec.push_every == 0:
@@ -123,6 +144,8 @@ class TrainerWorker(Worker):
         consumer = getattr(self, "consumer", None)
         if consumer is not None:
             consumer.close()
+        if getattr(self, "group", None) is not None:
+            self.group.close()
 
     def progress(self) -> dict[str, Any]:
         buffer = getattr(self, "buffer", None)
