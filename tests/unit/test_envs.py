@@ -130,6 +130,7 @@ def test_user_gymnasium_env_entry_point() -> None:
 
 @pytest.mark.parametrize("path", ["vector", "serial"])
 def test_atari_pong_shapes(path: str) -> None:
+    pytest.importorskip("ale_py")
     spec = EnvironmentSpec(id="ALE/Pong-v5", atari=AtariSpec())
     if path == "vector":
         batch = make_env_batch(spec, 2, seed=0)
@@ -146,6 +147,7 @@ def test_atari_pong_shapes(path: str) -> None:
 
 
 def test_atari_episodic_life_ends_learning_episode_not_the_game() -> None:
+    pytest.importorskip("ale_py")
     spec = EnvironmentSpec(id="ALE/Breakout-v5", atari=AtariSpec(noop_max=0))
     rng = np.random.default_rng(0)
     with make_env_batch(spec, 1, seed=0) as batch:

@@ -81,7 +81,7 @@ def test_box_actions_train() -> None:
 def test_gru_trains_with_burn_in() -> None:
     env = gym.make("CartPole-v1")
     policy = Policy(env.observation_space, env.action_space, PolicySpec(rnn=RNNSpec(hidden_size=32)))
-    learner = PPOLearner(policy, PPOSpec(minibatches=2))
+    learner = PPOLearner(policy, PPOSpec(minibatches=2, epochs=1))
     batch = _collect("CartPole-v1", policy, 16, 4, burn_in=4)
     assert batch["rnn_state"].shape == (21, 4, 32)
     stats = learner.train_step(batch, burn_in=4)
