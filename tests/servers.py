@@ -1,7 +1,7 @@
 """Real servers for tests: redis-server and FerretDB (MongoDB wire, SQLite backend) on loopback.
 
-Each server runs from a temp dir on a free 127.0.0.1 port, is waited for until it answers, and is
-stopped by its own PID. Binaries come from scripts/install-test-servers.sh.
+Each server runs from a temp dir on a free port, bound to 127.0.0.1 (or to `host`, e.g. a bridge
+address a test made), is waited for until it answers, and is stopped by its own PID. Binaries come from scripts/install-test-servers.sh.
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}; log:\n{_tail(log)}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
@@ -82,9 +82,10 @@ def _stop(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
 class RedisServer:
     """A redis-server without persistence; restart() keeps the port (and loses the data)."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, host: str = "127.0.0.1") -> None:
         self.binary = binary
         self.workdir = workdir
+        self.host = host
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log = workdir / "redis.log"
@@ -92,7 +93,7 @@ class RedisServer:
     @property
     def address(self) -> str:
         """host:port for RedisNameRecords."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -102,19 +103,19 @@ class RedisServer:
     def start(self) -> None:
         """Start and wait until it answers PING."""
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
             "--protected-mode", "no", "--logfile", str(self.log),
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        _wait_port(self.port, self.proc, self.log, timeout=10)
+        _wait_port(self.port, self.proc, self.log, timeout=10, host=self.host)
         self._wait_ping()
 
     def _wait_ping(self, timeout: float = 10) -> None:
         import redis
 
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=1)
         try:
             while True:
                 try:
@@ -142,9 +143,10 @@ class RedisServer:
 class FerretDBServer:
     """FerretDB v1 with its SQLite handler: a MongoDB-wire server with no other dependencies."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, host: str = "127.0.0.1") -> None:
         self.binary = binary
         self.workdir = workdir
+        self.host = host
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log = workdir / "ferretdb.log"
@@ -152,7 +154,7 @@ class FerretDBServer:
     @property
     def uri(self) -> str:
         """mongodb:// URI for pymongo."""
-        return f"mongodb://127.0.0.1:{self.port}/"
+        return f"mongodb://{self.host}:{self.port}/"
 
     @property
     def pid(self) -> int | None:
@@ -165,12 +167,12 @@ class FerretDBServer:
         data.mkdir(exist_ok=True)
         args = [
             self.binary, "--handler=sqlite", f"--sqlite-url=file:{data}/",
-            f"--listen-addr=127.0.0.1:{self.port}", "--debug-addr=-",
+            f"--listen-addr={self.host}:{self.port}", "--debug-addr=-",
             f"--state-dir={self.workdir}", "--telemetry=disable", "--log-level=warn",
         ]  # fmt: skip
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        _wait_port(self.port, self.proc, self.log, timeout=20)
+        _wait_port(self.port, self.proc, self.log, timeout=20, host=self.host)
         self._wait_ping()
 
     def _wait_ping(self, timeout: float = 20) -> None:
@@ -189,13 +191,13 @@ class FerretDBServer:
 
 
 @contextmanager
-def redis_server(binary: str | None = None) -> Iterator[RedisServer]:
-    """A running RedisServer, stopped on exit."""
+def redis_server(binary: str | None = None, host: str = "127.0.0.1") -> Iterator[RedisServer]:
+    """A running RedisServer bound to `host`, stopped on exit."""
     binary = binary or find_redis_server()
     if binary is None:
         raise FileNotFoundError(f"redis-server not found; {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="srl-redis-") as tmp:
-        server = RedisServer(binary, Path(tmp))
+        server = RedisServer(binary, Path(tmp), host)
         server.start()
         try:
             yield server
@@ -204,13 +206,13 @@ def redis_server(binary: str | None = None) -> Iterator[RedisServer]:
 
 
 @contextmanager
-def ferretdb_server(binary: str | None = None) -> Iterator[FerretDBServer]:
-    """A running FerretDBServer, stopped on exit."""
+def ferretdb_server(binary: str | None = None, host: str = "127.0.0.1") -> Iterator[FerretDBServer]:
+    """A running FerretDBServer bound to `host`, stopped on exit."""
     binary = binary or find_ferretdb()
     if binary is None:
         raise FileNotFoundError(f"ferretdb not found in {cache_dir() / 'bin'}; {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="srl-ferretdb-") as tmp:
-        server = FerretDBServer(binary, Path(tmp))
+        server = FerretDBServer(binary, Path(tmp), host)
         server.start()
         try:
             yield server
