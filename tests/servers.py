@@ -1,7 +1,8 @@
 """Real servers for tests: redis-server and FerretDB (MongoDB wire, SQLite backend) on loopback.
 
 Each server runs from a temp dir on a free port, bound to 127.0.0.1 (or to `host`, e.g. a bridge
-address a test made), is waited for until it answers, and is stopped by its own PID. Binaries come from scripts/install-test-servers.sh.
+address a test made), is waited for until it answers, and is stopped by its own PID. Binaries come
+from scripts/install-test-servers.sh.
 """
 
 from __future__ import annotations
