@@ -199,8 +199,8 @@ def redis_server(binary: str | None = None, host: str = "127.0.0.1") -> Iterator
         raise FileNotFoundError(f"redis-server not found; {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="srl-redis-") as tmp:
         server = RedisServer(binary, Path(tmp), host)
-        server.start()
         try:
+            server.start()  # inside the try: a server that fails its readiness check is stopped too
             yield server
         finally:
             server.stop()
@@ -214,8 +214,8 @@ def ferretdb_server(binary: str | None = None, host: str = "127.0.0.1") -> Itera
         raise FileNotFoundError(f"ferretdb not found in {cache_dir() / 'bin'}; {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="srl-ferretdb-") as tmp:
         server = FerretDBServer(binary, Path(tmp), host)
-        server.start()
         try:
+            server.start()  # inside the try: a server that fails its readiness check is stopped too
             yield server
         finally:
             server.stop()
