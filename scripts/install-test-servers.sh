@@ -17,6 +17,13 @@ if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; 
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 fi
 
+# ---- iproute2: `ip netns` for the multi-host tests' network namespaces
+if ! command -v ip >/dev/null 2>&1; then
+  echo "install-test-servers: installing iproute2 (apt)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+fi
+
 # ---- FerretDB
 ferretdb_ok() {
   [ -x "$BIN/ferretdb" ] && "$BIN/ferretdb" --version 2>/dev/null | grep -qx "version: $FERRETDB_VERSION"
