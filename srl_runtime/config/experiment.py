@@ -205,6 +205,9 @@ class StreamsSpec(Model):
         "auto", description="auto: inline without policy workers, shm on one host, zmq across hosts."
     )
     sample: Literal["auto", "shm", "zmq"] = Field("auto", description="auto: shm on one host, zmq across hosts.")
+    sample_queue: int = Field(
+        2, ge=1, description="Sample messages an actor may have in flight before it blocks (bounds policy lag)."
+    )
 
 
 class NameRecordsSpec(Model):

@@ -75,7 +75,11 @@ class ActorWorker(Worker):
             probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu")
         self.recurrent = probe.recurrent
         example = probe.rollout(self.slots[0].obs[:1], probe.initial_rnn_state(1))
-        self.producer = make_sample_producer(sample_kind(spec), self.ctx.name_records, self.ctx.root)
+        kind = sample_kind(spec)
+        queue = spec.streams.sample_queue
+        self.producer = make_sample_producer(
+            kind, self.ctx.name_records, self.ctx.root, **({"ring_size": queue} if kind == "shm" else {"hwm": queue})
+        )
 
         length = self.spec.burn_in + self.spec.sample_steps + self.spec.bootstrap_steps
         carry = self.spec.burn_in + self.spec.bootstrap_steps

@@ -62,8 +62,10 @@ class TrainerWorker(Worker):
             self.learner.grad_sync = self.group.average_gradients
         if self.ctx.index == 0 and self.param_db.latest_version() is None:
             self._push(checkpoint=True)
+        kind = sample_kind(spec)
         self.consumer = make_sample_consumer(
-            sample_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host
+            kind, self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
+            **({"hwm": spec.streams.sample_queue} if kind == "zmq" else {}),
         )
 
     def _resume(self) -> None:
