@@ -87,7 +87,8 @@ class LocalLauncher:
         self.restarts = 0
 
     def _spawn(self, role: str, index: int, resume: bool) -> mp.process.BaseProcess:
-        doc = self.experiment.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # Not exclude_none: an explicit null (e.g. valueClip: null) differs from the default.
+        doc = self.experiment.model_dump(mode="json", by_alias=True)
         p = self.ctx.Process(
             target=_worker_main,
             args=(role, index, doc, str(self.run_dir), resume, self.log_level),

@@ -21,7 +21,7 @@ def experiment_document(exp: RLExperiment) -> str:
         "apiVersion": exp.api_version,
         "kind": exp.kind,
         "metadata": {"name": exp.metadata.name, "namespace": exp.metadata.namespace},
-        "spec": exp.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "spec": exp.spec.model_dump(mode="json", by_alias=True),  # nulls kept: null != default
     }
     return yaml.safe_dump(doc, sort_keys=False)
 
