@@ -137,7 +137,8 @@ class Worker(abc.ABC):
         if now >= self._next_progress:
             self._next_progress = now + self.progress_interval
             self._check_control()
-            self._publish_progress()
+            if not self._exiting:  # exit already published the final progress
+                self._publish_progress()
         if self._exiting or not self._running:
             return PollResult()
         result = self._poll()
@@ -190,7 +191,7 @@ class Worker(abc.ABC):
             "polls": self.stats.polls,
             "samples": self.stats.samples,
             "batches": self.stats.batches,
-            "running": self._running and not final,
+            "running": self._running and not final and not self._exiting,
             **self.progress(),
         }
         if self.metrics is not None:
