@@ -137,7 +137,7 @@ class ActorWorker(Worker):
                 return self.client.wait(request_id, timeout=1.0)
             except TimeoutError:
                 self._check_control()
-                if self.exiting:
+                if self.stop_requested:
                     return None
 
     def _collect(self, slot: _Slot) -> dict[str, np.ndarray] | None:
@@ -153,7 +153,7 @@ class ActorWorker(Worker):
 
     def _send(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Post a sample, blocking while trainers are full, but never past a stop."""
-        while not self.exiting:
+        while not self.stop_requested:
             try:
                 self.producer.post(meta, arrays, timeout=1.0)
                 return
@@ -195,6 +195,8 @@ class ActorWorker(Worker):
                 slot.rnn_state = new_state
             slot.obs = step.obs
             sent += self._record(slot, row, done)
+            if self.stop_requested:
+                break
             # Post at once so this slot's inference overlaps the next slot's env step.
             self._post(slot)
             steps += self.rows

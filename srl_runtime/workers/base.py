@@ -82,6 +82,7 @@ class Worker(abc.ABC):
         self._exiting = False
         self._next_progress = 0.0
         self.exit_reason: str | None = None
+        self._stop_reason: str | None = None  # set when the stop flag is seen; exit happens at the top
         self.metrics: Any = None  # a MetricsExporter when the worker serves Prometheus metrics
 
     # ---- lifecycle
@@ -116,6 +117,11 @@ class Worker(abc.ABC):
         """True once exit was called."""
         return self._exiting
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once the experiment's stop flag was seen (code deep in a poll should return)."""
+        return self._stop_reason is not None or self._exiting
+
     # ---- subclass hooks
     @abc.abstractmethod
     def _configure(self) -> None: ...
@@ -137,8 +143,10 @@ class Worker(abc.ABC):
         if now >= self._next_progress:
             self._next_progress = now + self.progress_interval
             self._check_control()
-            if not self._exiting:  # exit already published the final progress
+            if self._stop_reason is None:
                 self._publish_progress()
+        if self._stop_reason is not None and not self._exiting:
+            self.exit(self._stop_reason)
         if self._exiting or not self._running:
             return PollResult()
         result = self._poll()
@@ -173,9 +181,10 @@ class Worker(abc.ABC):
         except Exception as err:  # noqa: BLE001 - a name-record outage must not kill a worker
             log.warning("%s %d: name records unreachable (%s); continuing", self.role, self.ctx.index, err)
             return
-        if stop is not None and not self._exiting:
+        if stop is not None and self._stop_reason is None:
+            # Only note it: exit closes resources, which must not happen under a poll in progress.
             log.info("%s %d: stop flag set (%s)", self.role, self.ctx.index, stop)
-            self.exit(f"stop: {stop}")
+            self._stop_reason = f"stop: {stop}"
         elif command == "pause" and self._running:
             self.pause()
         elif command == "start" and not self._running:

@@ -128,7 +128,7 @@ class TrainerWorker(Worker):
                 raise
             # A peer trainer left the all-reduce: fine if the experiment is stopping.
             self._check_control()
-            if self.exiting:
+            if self.stop_requested:
                 return PollResult()
             raise
         rows = int(batch["reward"].shape[1]) * (int(batch["reward"].shape[0]) - self.burn_in - self.ctx.experiment.spec.actors.bootstrap_steps)
