@@ -34,8 +34,9 @@ class ParameterDB(abc.ABC):
         *,
         tags: Iterable[str] = (),
         metadata: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> None:
-        """Store `state` as `version`, tag it `latest` and each of `tags`."""
+        """Store `state` as `version`, tag it `latest` and each of `tags` (durable: fsync first)."""
 
     @abc.abstractmethod
     def get(
@@ -53,7 +54,7 @@ class ParameterDB(abc.ABC):
         """Version tagged latest, without loading it (cheap: actors poll this)."""
 
     @abc.abstractmethod
-    def tag(self, version: int, tag: str) -> None:
+    def tag(self, version: int, tag: str, *, durable: bool = True) -> None:
         """Point `tag` at `version` (which must exist)."""
 
     @abc.abstractmethod

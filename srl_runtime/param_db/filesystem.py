@@ -77,13 +77,13 @@ class FilesystemParameterDB(ParameterDB):
             raise ValueError("empty tag")
         return self._tags_dir / quote(tag, safe="")
 
-    def _atomic_write(self, target: Path, write: Any) -> None:
+    def _atomic_write(self, target: Path, write: Any, durable: bool = True) -> None:
         """Write via `write(file)` to a temp file, then rename it over `target`."""
         tmp = self._tmp_dir / f"{target.name}.{uuid.uuid4().hex}"
         try:
             with open(tmp, "wb") as f:
                 write(f)
-                if self.fsync:
+                if self.fsync and durable:
                     f.flush()
                     os.fsync(f.fileno())  # the rename must not reach disk before the data does
             os.replace(tmp, target)
@@ -99,14 +99,20 @@ class FilesystemParameterDB(ParameterDB):
         *,
         tags: Iterable[str] = (),
         metadata: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> None:
-        """Store `state` as `version`; tag it latest and each of `tags`."""
+        """Store `state` as `version`; tag it latest and each of `tags`.
+
+        durable=False skips fsync: readers still never see a partial file (rename is atomic), but
+        a machine crash may lose it — right for the many short-lived versions actors pull, not for
+        a resumable checkpoint.
+        """
         version = int(version)
         metadata = dict(metadata or {})
         import torch  # lazily: importing the package (e.g. for metadata only) stays light
 
         payload = {"version": version, "state": state, "metadata": metadata}
-        self._atomic_write(self._version_file(version), lambda f: torch.save(payload, f))
+        self._atomic_write(self._version_file(version), lambda f: torch.save(payload, f), durable)
         self._meta(
             "record_version",
             version,
@@ -117,7 +123,7 @@ class FilesystemParameterDB(ParameterDB):
         )
         # Other tags first, latest last: whoever follows latest finds the other tags already set.
         for t in [*dict.fromkeys(t for t in tags if t != LATEST), LATEST]:
-            self.tag(version, t)
+            self.tag(version, t, durable=durable)
 
     def get(
         self,
@@ -183,12 +189,12 @@ class FilesystemParameterDB(ParameterDB):
         except VersionNotFound:
             return None
 
-    def tag(self, version: int, tag: str) -> None:
+    def tag(self, version: int, tag: str, *, durable: bool = True) -> None:
         """Point `tag` at `version`; raises VersionNotFound if it is not stored."""
         version = int(version)
         if not self._version_file(version).exists():
             raise VersionNotFound(f"version {version}")
-        self._atomic_write(self._tag_file(tag), lambda f: f.write(str(version).encode()))
+        self._atomic_write(self._tag_file(tag), lambda f: f.write(str(version).encode()), durable)
         self._meta("set_tag", tag, version)
 
     def untag(self, tag: str) -> None:

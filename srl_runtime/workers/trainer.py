@@ -92,6 +92,7 @@ class TrainerWorker(Worker):
             self.version,
             tags=tags,
             metadata={"train_step": self.learner.train_steps, "timestamp": time.time()},
+            durable=checkpoint,  # only resumable checkpoints pay for fsync
         )
         self.param_db.gc()
 
