@@ -80,8 +80,10 @@ def _stop(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
         proc.wait(timeout)
 
 
-class RedisServer:
-    """A redis-server without persistence; restart() keeps the port (and loses the data)."""
+class _ServerProcess:
+    """A server process on a free port of `host`, logging into `workdir`, stopped by PID."""
+
+    log_name = "server.log"
 
     def __init__(self, binary: str, workdir: Path, host: str = "127.0.0.1") -> None:
         self.binary = binary
@@ -89,17 +91,28 @@ class RedisServer:
         self.host = host
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-        self.log = workdir / "redis.log"
-
-    @property
-    def address(self) -> str:
-        """host:port for RedisNameRecords."""
-        return f"{self.host}:{self.port}"
+        self.log = workdir / self.log_name
 
     @property
     def pid(self) -> int | None:
         """PID of the running server."""
         return None if self.proc is None else self.proc.pid
+
+    def stop(self) -> None:
+        """Stop by PID."""
+        _stop(self.proc)
+        self.proc = None
+
+
+class RedisServer(_ServerProcess):
+    """A redis-server without persistence; restart() keeps the port (and loses the data)."""
+
+    log_name = "redis.log"
+
+    @property
+    def address(self) -> str:
+        """host:port for RedisNameRecords."""
+        return f"{self.host}:{self.port}"
 
     def start(self) -> None:
         """Start and wait until it answers PING."""
@@ -129,11 +142,6 @@ class RedisServer:
         finally:
             client.close()
 
-    def stop(self) -> None:
-        """Stop by PID."""
-        _stop(self.proc)
-        self.proc = None
-
     def restart(self, downtime: float = 0.0) -> None:
         """Stop, stay down for `downtime` seconds, start again on the same port."""
         self.stop()
@@ -141,26 +149,15 @@ class RedisServer:
         self.start()
 
 
-class FerretDBServer:
+class FerretDBServer(_ServerProcess):
     """FerretDB v1 with its SQLite handler: a MongoDB-wire server with no other dependencies."""
 
-    def __init__(self, binary: str, workdir: Path, host: str = "127.0.0.1") -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.host = host
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log = workdir / "ferretdb.log"
+    log_name = "ferretdb.log"
 
     @property
     def uri(self) -> str:
         """mongodb:// URI for pymongo."""
         return f"mongodb://{self.host}:{self.port}/"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running server."""
-        return None if self.proc is None else self.proc.pid
 
     def start(self) -> None:
         """Start and wait until it answers ping."""
@@ -184,11 +181,6 @@ class FerretDBServer:
             client.admin.command("ping")
         finally:
             client.close()
-
-    def stop(self) -> None:
-        """Stop by PID."""
-        _stop(self.proc)
-        self.proc = None
 
 
 @contextmanager
