@@ -58,8 +58,12 @@ class NatureCNN(nn.Module):
             flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
         self.head = MLP(flat, hidden_sizes, "relu")
         self.out_size = hidden_sizes[-1]
+        # NHWC lets oneDNN pick faster convolution kernels on CPU (~15% per train step measured).
+        self.convs.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.convs(x))
 
 
