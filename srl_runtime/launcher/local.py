@@ -53,7 +53,7 @@ class _Proc:
     restarts: int = 0
 
 
-def _worker_main(role: str, index: int, doc: dict, run_dir: str, resume: bool, log_level: int) -> None:
+def _worker_main(role: str, index: int, doc: dict, run_dir: str, log_level: int) -> None:
     """Entry point of a worker process (spawned: no torch state inherited)."""
     import sys
 
@@ -65,7 +65,8 @@ def _worker_main(role: str, index: int, doc: dict, run_dir: str, resume: bool, l
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     experiment = parse_experiment(doc)
     nr = make_name_records(experiment.spec.name_records, Path(run_dir))
-    worker = make_worker(WorkerContext(experiment, role, index, nr, Path(run_dir), resume=resume))
+    # No resume flag: a trainer always continues from the `checkpoint` tag if the run dir has one.
+    worker = make_worker(WorkerContext(experiment, role, index, nr, Path(run_dir)))
     try:
         worker.run()
     finally:
@@ -86,12 +87,12 @@ class LocalLauncher:
         self.procs: list[_Proc] = []
         self.restarts = 0
 
-    def _spawn(self, role: str, index: int, resume: bool) -> mp.process.BaseProcess:
+    def _spawn(self, role: str, index: int) -> mp.process.BaseProcess:
         # Not exclude_none: an explicit null (e.g. valueClip: null) differs from the default.
         doc = self.experiment.model_dump(mode="json", by_alias=True)
         p = self.ctx.Process(
             target=_worker_main,
-            args=(role, index, doc, str(self.run_dir), resume, self.log_level),
+            args=(role, index, doc, str(self.run_dir), self.log_level),
             name=f"srl-{role}-{index}",
             daemon=False,
         )
@@ -109,7 +110,7 @@ class LocalLauncher:
         # Trainers first: they publish version 1 and the sample stream addresses actors wait for.
         for role in ("trainer", "policy", "eval", "actor"):
             for i in range(worker_counts(spec)[role]):
-                self.procs.append(_Proc(role, i, self._spawn(role, i, self.resume)))
+                self.procs.append(_Proc(role, i, self._spawn(role, i)))
         try:
             while monitor.summary.stop_reason is None:
                 time.sleep(0.5)
@@ -141,8 +142,8 @@ class LocalLauncher:
                 print(f"worker {proc.role}[{proc.index}] exited with code {code}; restarting", flush=True)
             proc.restarts += 1
             self.restarts += 1
-            # A restarted trainer resumes from the checkpoint tag even on a fresh run.
-            proc.process = self._spawn(proc.role, proc.index, resume=True)
+            # A restarted trainer resumes from the checkpoint tag.
+            proc.process = self._spawn(proc.role, proc.index)
 
     def _shutdown(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -15,7 +15,6 @@ from srl_runtime.name_records import keys
 from srl_runtime.name_records.memory import MemoryNameRecords
 from srl_runtime.workers import Worker, WorkerContext, make_worker, worker_counts
 
-
 SERIAL_SAMPLE_QUEUE = 256
 
 

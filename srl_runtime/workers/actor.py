@@ -66,7 +66,7 @@ class ActorWorker(Worker):
         if kind == "inline":
             self.inline_policy = Policy(first.observation_space, first.action_space, spec.policy, device=spec.actors.device)
             self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
-            self._pull_params(block=False)
+            self._pull_params()
             self.client = make_inference_client("inline", self.ctx.name_records, self.ctx.root, policy=self.inline_policy)
             probe = self.inline_policy
         else:
@@ -108,7 +108,7 @@ class ActorWorker(Worker):
             self._post(slot)
 
     # ---- parameters (inline inference only)
-    def _pull_params(self, block: bool) -> None:
+    def _pull_params(self) -> None:
         assert self.inline_policy is not None
         latest = self.param_db.latest_version()
         if latest is None or latest <= self.policy_version:
@@ -165,7 +165,7 @@ class ActorWorker(Worker):
             now = time.monotonic()
             if now >= self._next_pull:
                 self._next_pull = now + self.spec.param_pull_interval
-                self._pull_params(block=False)
+                self._pull_params()
         steps = 0
         sent = 0
         for slot in self.slots:

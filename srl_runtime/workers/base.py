@@ -34,7 +34,6 @@ class WorkerContext:
     name_records: NameRecords
     run_dir: Path
     host: str = "127.0.0.1"
-    resume: bool = False
 
     @property
     def root(self) -> str:

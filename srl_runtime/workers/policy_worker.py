@@ -42,11 +42,11 @@ class PolicyWorker(Worker):
         )
         self.policy_version = -1
         self._next_pull = 0.0
-        self._pull(block=False)
+        self._pull()
         self.batch_sizes: list[int] = []
         self.latency_ms = 0.0
 
-    def _pull(self, block: bool) -> None:
+    def _pull(self) -> None:
         latest = self.param_db.latest_version()
         if latest is None or latest <= self.policy_version:
             return
@@ -62,7 +62,7 @@ class PolicyWorker(Worker):
         now = time.monotonic()
         if now >= self._next_pull:
             self._next_pull = now + self.spec.pull_interval
-            self._pull(block=False)
+            self._pull()
         requests = self.server.poll_requests(self.spec.batch_size, timeout=0.05)
         if not requests:
             return PollResult()
