@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL_HINT = "run scripts/install-test-servers.sh"
@@ -98,10 +99,17 @@ class _ServerProcess:
         """PID of the running server."""
         return None if self.proc is None else self.proc.pid
 
+    def start(self) -> None:
+        """Start and wait until the server answers."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         """Stop by PID."""
         _stop(self.proc)
         self.proc = None
+
+
+_S = TypeVar("_S", bound=_ServerProcess)
 
 
 class RedisServer(_ServerProcess):
@@ -184,18 +192,25 @@ class FerretDBServer(_ServerProcess):
 
 
 @contextmanager
+def _running(cls: type[_S], binary: str, host: str) -> Iterator[_S]:
+    """A started `cls` server in a temp dir, stopped on exit (also when its readiness check fails)."""
+    with tempfile.TemporaryDirectory(prefix=f"srl-{cls.log_name.split('.')[0]}-") as tmp:
+        server = cls(binary, Path(tmp), host)
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
 def redis_server(binary: str | None = None, host: str = "127.0.0.1") -> Iterator[RedisServer]:
     """A running RedisServer bound to `host`, stopped on exit."""
     binary = binary or find_redis_server()
     if binary is None:
         raise FileNotFoundError(f"redis-server not found; {INSTALL_HINT}")
-    with tempfile.TemporaryDirectory(prefix="srl-redis-") as tmp:
-        server = RedisServer(binary, Path(tmp), host)
-        try:
-            server.start()  # inside the try: a server that fails its readiness check is stopped too
-            yield server
-        finally:
-            server.stop()
+    with _running(RedisServer, binary, host) as server:
+        yield server
 
 
 @contextmanager
@@ -204,13 +219,8 @@ def ferretdb_server(binary: str | None = None, host: str = "127.0.0.1") -> Itera
     binary = binary or find_ferretdb()
     if binary is None:
         raise FileNotFoundError(f"ferretdb not found in {cache_dir() / 'bin'}; {INSTALL_HINT}")
-    with tempfile.TemporaryDirectory(prefix="srl-ferretdb-") as tmp:
-        server = FerretDBServer(binary, Path(tmp), host)
-        try:
-            server.start()  # inside the try: a server that fails its readiness check is stopped too
-            yield server
-        finally:
-            server.stop()
+    with _running(FerretDBServer, binary, host) as server:
+        yield server
 
 
 def missing_binary(what: str) -> None:

@@ -21,6 +21,7 @@ from srl_runtime.policies import Policy
 from srl_runtime.streams.inference import make_inference_client
 from srl_runtime.streams.sample import make_sample_producer
 from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.param_follower import ParameterFollower
 from srl_runtime.workers.placement import inference_kind, sample_kind, set_torch_threads
 from srl_runtime.workers.trajectory import EpisodeBuffer, TrajectoryBuffer
 
@@ -65,8 +66,10 @@ class ActorWorker(Worker):
         kind = inference_kind(spec)
         if kind == "inline":
             self.inline_policy = Policy(first.observation_space, first.action_space, spec.policy, device=spec.actors.device)
-            self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
-            self._pull_params()
+            self.params = ParameterFollower(
+                make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.inline_policy, spec.actors.param_pull_interval
+            )
+            self.params.maybe_pull()
             self.client = make_inference_client("inline", self.ctx.name_records, self.ctx.root, policy=self.inline_policy)
             probe = self.inline_policy
         else:
@@ -102,24 +105,9 @@ class ActorWorker(Worker):
                 slot.episodes = EpisodeBuffer(self.spec.max_episode_length, rows, fields)
             else:
                 slot.buffer = TrajectoryBuffer(length, carry, fields)
-        self._next_pull = 0.0
         self._splits = _splits(rows, self.spec.inference_splits)
         for slot in self.slots:
             self._post(slot)
-
-    # ---- parameters (inline inference only)
-    def _pull_params(self) -> None:
-        assert self.inline_policy is not None
-        latest = self.param_db.latest_version()
-        if latest is None or latest <= self.policy_version:
-            return
-        try:
-            ckpt = self.param_db.get(tag="latest")
-        except Exception as err:  # noqa: BLE001 - a racing GC or a partial store: try next poll
-            log.debug("param pull failed: %s", err)
-            return
-        self.inline_policy.load_state(ckpt.state["policy"], ckpt.version)
-        self.policy_version = ckpt.version
 
     # ---- the ring
     def _post(self, slot: _Slot) -> None:
@@ -162,10 +150,8 @@ class ActorWorker(Worker):
 
     def _poll(self) -> PollResult:
         if self.inline_policy is not None:
-            now = time.monotonic()
-            if now >= self._next_pull:
-                self._next_pull = now + self.spec.param_pull_interval
-                self._pull_params()
+            self.params.maybe_pull()
+            self.policy_version = max(self.policy_version, self.params.version)
         steps = 0
         sent = 0
         for slot in self.slots:

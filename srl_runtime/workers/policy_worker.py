@@ -19,6 +19,7 @@ from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
 from srl_runtime.streams.inference import make_inference_server
 from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.param_follower import ParameterFollower
 from srl_runtime.workers.placement import inference_kind, set_torch_threads
 
 log = logging.getLogger(__name__)
@@ -36,33 +37,18 @@ class PolicyWorker(Worker):
         probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
         self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
         probe.close()
-        self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
+        self.params = ParameterFollower(
+            make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.policy, self.spec.pull_interval
+        )
         self.server = make_inference_server(
             inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host
         )
-        self.policy_version = -1
-        self._next_pull = 0.0
-        self._pull()
+        self.params.maybe_pull()
         self.batch_sizes: list[int] = []
         self.latency_ms = 0.0
 
-    def _pull(self) -> None:
-        latest = self.param_db.latest_version()
-        if latest is None or latest <= self.policy_version:
-            return
-        try:
-            ckpt = self.param_db.get(tag="latest")
-        except Exception as err:  # noqa: BLE001 - racing GC: next interval
-            log.debug("param pull failed: %s", err)
-            return
-        self.policy.load_state(ckpt.state["policy"], ckpt.version)
-        self.policy_version = ckpt.version
-
     def _poll(self) -> PollResult:
-        now = time.monotonic()
-        if now >= self._next_pull:
-            self._next_pull = now + self.spec.pull_interval
-            self._pull()
+        self.params.maybe_pull()
         requests = self.server.poll_requests(self.spec.batch_size, timeout=0.05)
         if not requests:
             return PollResult()
@@ -81,7 +67,7 @@ class PolicyWorker(Worker):
             np.concatenate([r.arrays["rnn_state"] for r in requests]) if self.policy.recurrent else None
         )
         out = self.policy.rollout(obs, state)
-        out["policy_version"] = np.full(len(obs), self.policy_version, np.int64)
+        out["policy_version"] = np.full(len(obs), self.params.version, np.int64)
         start = 0
         for r in requests:
             n = len(r.arrays["obs"])
@@ -102,7 +88,7 @@ class PolicyWorker(Worker):
         sizes = getattr(self, "batch_sizes", [])
         server = getattr(self, "server", None)
         return {
-            "policy_version": getattr(self, "policy_version", -1),
+            "policy_version": self.params.version if hasattr(self, "params") else -1,
             "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
             "latency_ms": getattr(self, "latency_ms", 0.0),
             "dropped": getattr(server, "dropped", 0),
