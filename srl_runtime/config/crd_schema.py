@@ -122,6 +122,28 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".mongodb",
         },
     ],
+    "PolicySpec": [
+        {
+            "rule": "!has(self.centralizedValue) || !self.centralizedValue || ((!has(self.encoder) || self.encoder == 'mlp')"
+            " && !(has(self.sharedEncoder) && self.sharedEncoder) && !has(self.rnn))",
+            "message": "needs a separate MLP critic (encoder mlp, sharedEncoder false, no rnn)",
+            "fieldPath": ".centralizedValue",
+        },
+    ],
+    "PPOSpec": [
+        {
+            "rule": "!(has(self.popart) && self.popart && has(self.normalizeReturns) && self.normalizeReturns)",
+            "message": "cannot be combined with popart (PopArt normalises the targets itself)",
+            "fieldPath": ".normalizeReturns",
+        },
+    ],
+    "AlgorithmSpec": [
+        {
+            "rule": "!has(self.ppg) || !has(self.impala)",
+            "message": "cannot be combined with ppg",
+            "fieldPath": ".impala",
+        },
+    ],
     "StopSpec": [
         {
             "rule": "has(self.envFrames) || has(self.trainSteps) || has(self.wallSeconds) || has(self.targetMeanReturn)",
@@ -151,6 +173,17 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             " <= (has(self.actors.envsPerSlot) ? self.actors.envsPerSlot : 8)",
             "message": "must be <= envsPerSlot",
             "fieldPath": ".actors.inferenceSplits",
+        },
+        {
+            "rule": "!has(self.algorithm) || !has(self.algorithm.ppg) || !has(self.policy) || !has(self.policy.rnn)",
+            "message": "needs a feed-forward policy (policy.rnn unset)",
+            "fieldPath": ".algorithm.ppg",
+        },
+        {
+            "rule": "!has(self.policy) || !has(self.policy.centralizedValue) || !self.policy.centralizedValue"
+            " || has(self.environment.entryPoint)",
+            "message": "needs a multi-agent srl Environment (environment.entryPoint)",
+            "fieldPath": ".policy.centralizedValue",
         },
     ],
 }
