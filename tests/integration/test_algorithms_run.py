@@ -1,0 +1,105 @@
+"""The algorithm set from `srl run`, real worker processes: PPG and dual-clip PPO solve CartPole, the
+MAPPO example learns its cooperative task, V-trace and IMPALA train through the same document.
+
+Budgets are stop conditions in the document (wall seconds as a safety net); the assertions are
+about learning (the return reached), not about time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from run_helpers import REPO, SrlRun, experiment_file
+
+pytestmark = pytest.mark.integration
+
+CARTPOLE = REPO / "examples/cartpole.yaml"
+SPREAD = REPO / "examples/two-agent-spread.yaml"
+
+
+def _cartpole_ppo(**changes: object) -> dict:
+    ppo = yaml.safe_load(CARTPOLE.read_text())["spec"]["algorithm"]["ppo"]
+    return {**ppo, **changes}
+
+
+def _solves(tmp_path: Path, algorithm: dict, target: float = 475.0) -> dict:
+    path = experiment_file(tmp_path, CARTPOLE, algorithm=algorithm, stop={"targetMeanReturn": target, "wallSeconds": 900})
+    run = SrlRun(tmp_path, path)
+    summary = run.wait(timeout=1000)
+    assert summary["stop_reason"] == "target_mean_return", f"{summary}\n{run.log()}"
+    assert summary["mean_return"] >= target, summary
+    return summary
+
+
+def test_ppg_solves_cartpole(tmp_path: Path) -> None:
+    summary = _solves(tmp_path, {"ppo": _cartpole_ppo(), "ppg": {"policyIterations": 8, "auxEpochs": 2, "auxMinibatches": 8}})
+    print("PPG solved CartPole:", summary)
+
+
+def test_dual_clip_ppo_solves_cartpole(tmp_path: Path) -> None:
+    summary = _solves(tmp_path, {"ppo": _cartpole_ppo(dualClip=3.0)})
+    print("dual-clip PPO solved CartPole:", summary)
+
+
+def test_mappo_example_learns_its_cooperative_task(tmp_path: Path) -> None:
+    doc = yaml.safe_load(SPREAD.read_text())["spec"]
+    target = doc["stop"]["targetMeanReturn"]
+    assert doc["policy"]["centralizedValue"] is True and target >= 7.0  # random play returns ~0.8
+    path = experiment_file(tmp_path, SPREAD, stop={**doc["stop"], "wallSeconds": 900})
+    run = SrlRun(tmp_path, path)
+    summary = run.wait(timeout=1000)
+    assert summary["stop_reason"] == "target_mean_return", f"{summary}\n{run.log()}"
+    assert summary["mean_return"] >= target, summary
+
+
+@pytest.mark.parametrize("streams", ["shm", "zmq"])
+def test_centralised_critic_input_crosses_policy_workers(tmp_path: Path, streams: str) -> None:
+    """critic_obs travels in inference requests and samples like obs does."""
+    path = experiment_file(
+        tmp_path, SPREAD,
+        policyWorkers={"replicas": 1, "batchSize": 64},
+        streams={"inference": streams, "sample": streams},
+        stop={"trainSteps": 4, "wallSeconds": 300},
+    )  # fmt: skip
+    run = SrlRun(tmp_path, path)
+    summary = run.wait(timeout=360)
+    assert summary["stop_reason"] == "train_steps", f"{summary}\n{run.log()}"
+    assert summary["policy_version"] >= 4, summary
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "stat"),
+    [
+        ({"impala": {}}, "mean_rho"),
+        ({"ppo": _cartpole_ppo(offPolicyCorrection="vtrace", popart=True)}, "approx_kl"),
+        ({"ppo": _cartpole_ppo(), "ppg": {"policyIterations": 2, "auxEpochs": 1}}, "aux_phases"),
+    ],
+    ids=["impala", "ppo-vtrace-popart", "ppg"],
+)
+def test_learner_trains_from_srl_run(tmp_path: Path, algorithm: dict, stat: str) -> None:
+    path = experiment_file(tmp_path, CARTPOLE, algorithm=algorithm, stop={"trainSteps": 6, "wallSeconds": 300, "targetMeanReturn": None})
+    run = SrlRun(tmp_path, path)
+    summary = run.wait(timeout=360)
+    assert summary["stop_reason"] == "train_steps", f"{summary}\n{run.log()}"
+    stats = _trainer_stats(run.run_dir, yaml.safe_load(path.read_text())["metadata"]["name"])
+    assert stat in stats and math.isfinite(stats[stat]), f"no finite {stat} in the trainer's last statistics: {stats}"
+    assert stats.get("aux_phases", 1.0) >= 1.0, stats
+
+
+def _trainer_stats(run_dir: Path, name: str) -> dict[str, float]:
+    """The statistics of the trainer's last step, from its final progress record."""
+    from srl_runtime.name_records import keys
+    from srl_runtime.name_records.directory import DirectoryNameRecords
+
+    nr = DirectoryNameRecords(run_dir / "name_records")
+    try:
+        progress = [json.loads(v) for v in nr.get_subtree(keys.progress_root(keys.experiment_root(name)))]
+    finally:
+        nr.close()
+    trainers = [p for p in progress if p.get("role") == "trainer"]
+    assert trainers, progress
+    return trainers[0]["stats"]
