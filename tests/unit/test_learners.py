@@ -9,7 +9,14 @@ import torch
 from test_ppo import _collect
 
 from srl_runtime.algorithms import ImpalaLearner, PPGLearner, PPOLearner, make_learner
-from srl_runtime.config.experiment import AlgorithmSpec, ImpalaSpec, PolicySpec, PPGSpec, PPOSpec, RNNSpec
+from srl_runtime.config.experiment import (
+    AlgorithmSpec,
+    ImpalaSpec,
+    PolicySpec,
+    PPGSpec,
+    PPOSpec,
+    RNNSpec,
+)
 from srl_runtime.policies import Policy
 
 pytestmark = pytest.mark.unit
@@ -65,6 +72,14 @@ def test_ppo_vtrace_uses_the_current_network_not_the_actors_numbers() -> None:
     assert not np.allclose(plain["ret"], fresh["ret"], atol=1e-3)  # GAE follows the actors' values
     stats = learner.train_step(_stale(batch))
     assert all(np.isfinite(v) for v in stats.values())
+
+
+def test_vtrace_advantage_normalisation_keeps_zero_weight_samples_at_zero() -> None:
+    adv = torch.tensor([0.0, 0.0, 2.0, 4.0, -1.0])
+    vt = PPOLearner(_policy(), PPOSpec(off_policy_correction="vtrace")).normalized_advantages(adv)
+    assert vt[:2].abs().max() == 0.0 and float(vt.std()) == pytest.approx(1.0, rel=1e-5)
+    plain = PPOLearner(_policy(), PPOSpec()).normalized_advantages(adv)
+    assert float(plain.mean()) == pytest.approx(0.0, abs=1e-6) and float(plain[0]) < 0.0
 
 
 @pytest.mark.parametrize("recurrent", [False, True])

@@ -22,8 +22,8 @@ def reference(log_rho, reward, value, done, truncated, gamma, rho_bar, c_bar, la
     adv = np.zeros((n, B))
     for b in range(B):
 
-        def v_next(t: int) -> float:
-            """V(x_t+1) as the episode sees it (b is this column)."""
+        def v_next(t: int, b: int = b) -> float:
+            """V(x_t+1) as the episode sees it, in column b."""
             if done[t, b]:
                 return float(value[t, b]) if truncated[t, b] else 0.0
             if t + 1 < n or bootstrap:
