@@ -17,11 +17,10 @@ class PPOLearner(Learner):
 
     Loss rows are [burn_in, L - bootstrap_steps); the rows after them only feed GAE/V-trace.
     Feed-forward minibatches are random row samples; recurrent ones are column subsets so sequences
-    stay whole. With `offPolicyCorrection: vtrace` the trainer's current network re-evaluates the
-    batch first: V-trace turns its values into targets and rho-weighted advantages, and the PPO
-    ratio is taken against that network (the proximal policy) instead of the actors' policy, so
-    samples many versions old still get a trust region around where the policy is now; advantage
-    normalisation then only rescales (see `_update`).
+    stay whole. With `offPolicyCorrection: vtrace` (Sample Factory's APPO) the trainer's current
+    network re-evaluates the batch first: V-trace turns its values and the importance weights
+    pi/mu into value targets and rho-weighted advantages; the ratio stays the one against the
+    actors' policy mu, so PPO's clip still bounds how far stale samples can pull.
     """
 
     spec: PPOSpec
@@ -46,13 +45,13 @@ class PPOLearner(Learner):
                 spec.gae_lambda, truncated, bootstrap_steps > 0,
             )  # fmt: skip
         else:
-            logp, value = behaviour_logp, np.asarray(batch["value"], dtype=np.float32)
+            value = np.asarray(batch["value"], dtype=np.float32)
             adv, ret = gae(reward, value, done, spec.discount, spec.gae_lambda, truncated, bootstrap_steps > 0)
         return {
             "adv": adv[burn_in:end].astype(np.float32),
             "ret": ret[burn_in:end].astype(np.float32),
             "old_value": value[burn_in:end],
-            "old_logp": logp[burn_in:end],
+            "old_logp": behaviour_logp[burn_in:end],
         }
 
     def train_step(self, batch: dict[str, np.ndarray], burn_in: int = 0, bootstrap_steps: int = 1) -> dict[str, float]:
@@ -123,16 +122,9 @@ class PPOLearner(Learner):
         """Hook for learners that keep what a batch taught (PPG's auxiliary memory); PPO keeps nothing."""
 
     def normalized_advantages(self, adv: torch.Tensor) -> torch.Tensor:
-        """Per-minibatch normalisation: (A - mean) / std; with V-trace A / std only.
-
-        V-trace's advantages carry the importance weight rho: a baseline shift would hand samples
-        with rho ~ 0 (actions the current policy no longer takes) an advantage of -mean, a steady push
-        towards a deterministic policy (measured: CartPole collapsed to a return of 9 at staleness 4-8).
-        """
+        """Per-minibatch (A - mean) / std, if configured."""
         if not self.spec.normalize_advantages or adv.numel() < 2:
             return adv
-        if self.spec.off_policy_correction == "vtrace":
-            return adv / (adv.std() + 1e-8)
         return (adv - adv.mean()) / (adv.std() + 1e-8)
 
     def policy_loss(self, ratio: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:

@@ -129,11 +129,11 @@ class PPOSpec(LearnerSpec, VTraceClips):
     value_clip: float | None = Field(0.2, gt=0, description="Clip value updates to this distance from the old value (null: off).")
     epochs: int = Field(4, ge=1, description="Passes over each training batch.")
     minibatches: int = Field(4, ge=1, description="Minibatches per epoch.")
-    normalize_advantages: bool = Field(True, description="Normalise advantages per minibatch (with vtrace: rescale only, no mean shift).")
+    normalize_advantages: bool = Field(True, description="Normalise advantages per minibatch.")
     normalize_returns: bool = Field(False, description="Scale value targets by a running std of returns.")
     off_policy_correction: Literal["none", "vtrace"] = Field(
         "none",
-        description="vtrace: targets and advantages by V-trace from the trainer's current network, ratios against it; none: GAE on the actors' values.",
+        description="vtrace: value targets and advantages by V-trace from the trainer's current network (as APPO); none: GAE on the actors' values.",
     )
 
     @model_validator(mode="after")
