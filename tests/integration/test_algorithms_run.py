@@ -72,16 +72,21 @@ def test_centralised_critic_input_crosses_policy_workers(tmp_path: Path, streams
 
 
 @pytest.mark.parametrize(
-    ("algorithm", "stat"),
+    ("algorithm", "trainers", "stat"),
     [
-        ({"impala": {}}, "mean_rho"),
-        ({"ppo": _cartpole_ppo(offPolicyCorrection="vtrace", popart=True)}, "approx_kl"),
-        ({"ppo": _cartpole_ppo(), "ppg": {"policyIterations": 2, "auxEpochs": 1}}, "aux_phases"),
+        ({"impala": {}}, 1, "mean_rho"),
+        ({"ppo": _cartpole_ppo(offPolicyCorrection="vtrace", popart=True)}, 1, "approx_kl"),
+        ({"ppo": _cartpole_ppo(), "ppg": {"policyIterations": 2, "auxEpochs": 1}}, 1, "aux_phases"),
+        # Two trainers: PopArt statistics and PPG's auxiliary head go through the group too.
+        ({"ppo": _cartpole_ppo(popart=True), "ppg": {"policyIterations": 2, "auxEpochs": 1}}, 2, "aux_phases"),
     ],
-    ids=["impala", "ppo-vtrace-popart", "ppg"],
+    ids=["impala", "ppo-vtrace-popart", "ppg", "two-trainers-ppg-popart"],
 )
-def test_learner_trains_from_srl_run(tmp_path: Path, algorithm: dict, stat: str) -> None:
-    path = experiment_file(tmp_path, CARTPOLE, algorithm=algorithm, stop={"trainSteps": 6, "wallSeconds": 300, "targetMeanReturn": None})
+def test_learner_trains_from_srl_run(tmp_path: Path, algorithm: dict, trainers: int, stat: str) -> None:
+    path = experiment_file(
+        tmp_path, CARTPOLE, algorithm=algorithm, trainers={"replicas": trainers},
+        actors={"replicas": trainers}, stop={"trainSteps": 6, "wallSeconds": 300, "targetMeanReturn": None},
+    )  # fmt: skip
     run = SrlRun(tmp_path, path)
     summary = run.wait(timeout=360)
     assert summary["stop_reason"] == "train_steps", f"{summary}\n{run.log()}"
