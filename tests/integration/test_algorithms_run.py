@@ -58,11 +58,12 @@ def test_mappo_example_learns_its_cooperative_task(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("streams", ["shm", "zmq"])
 def test_centralised_critic_input_crosses_policy_workers(tmp_path: Path, streams: str) -> None:
-    """critic_obs travels in inference requests and samples like obs does."""
+    """critic_obs travels in inference requests and samples like obs does; evaluation plays with it."""
     path = experiment_file(
         tmp_path, SPREAD,
         policyWorkers={"replicas": 1, "batchSize": 64},
         streams={"inference": streams, "sample": streams},
+        evaluation={"enabled": True, "intervalSeconds": 1.0, "episodes": 2},
         stop={"trainSteps": 4, "wallSeconds": 300},
     )  # fmt: skip
     run = SrlRun(tmp_path, path)

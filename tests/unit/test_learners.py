@@ -75,6 +75,18 @@ def test_ppo_vtrace_uses_the_current_network_not_the_actors_numbers() -> None:
     assert all(np.isfinite(v) for v in stats.values())
 
 
+def test_ppo_vtrace_with_a_recurrent_policy_and_burn_in() -> None:
+    torch.manual_seed(0)
+    policy = _policy(PolicySpec(rnn=RNNSpec(hidden_size=16)))
+    batch = _stale(_collect("CartPole-v1", policy, 12, 4, burn_in=4))
+    learner = PPOLearner(policy, PPOSpec(off_policy_correction="vtrace", minibatches=2, epochs=1))
+    t = learner.tensors(batch)
+    tg = learner.targets(batch, t, 4, 1)
+    assert tg["ret"].shape == (12, 4) and tg["adv"].shape == (12, 4)
+    stats = learner.train_step(batch, burn_in=4)
+    assert all(np.isfinite(v) for v in stats.values())
+
+
 @pytest.mark.parametrize("recurrent", [False, True])
 def test_impala_step_trains(recurrent: bool) -> None:
     torch.manual_seed(0)
