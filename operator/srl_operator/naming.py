@@ -83,5 +83,14 @@ def pod_labels(experiment: str, role: Role, index: int) -> dict[str, str]:
     }
 
 
+def worker_pods_selector(experiment: str) -> str:
+    """Selects every worker pod of an experiment and nothing else: pods that carry a role label.
+
+    The experiment label alone also matches pods the operator does not own directly (the Redis
+    Deployment's pods); the reconciler must never treat those as workers.
+    """
+    return f"{LABEL_EXPERIMENT}={experiment},{LABEL_ROLE}"
+
+
 def selector_string(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))

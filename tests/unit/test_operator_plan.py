@@ -107,6 +107,14 @@ def test_unknown_pods_of_the_experiment_are_removed() -> None:
     assert plan.delete_extra == ["cp-actor-x"]
 
 
+def test_pods_without_a_role_are_never_deleted() -> None:
+    """The Redis Deployment's pod carries the experiment label but no role: not a worker, not ours."""
+    exp = experiment()
+    redis_pod = ObservedPod("cp-redis-7d9f-abcde", None, None, "Running", True, False, None)
+    plan = plan_pods(exp, [running(exp, "actor", 0), running(exp, "trainer", 0), redis_pod], CFG)
+    assert plan.empty, plan
+
+
 # --------------------------------------------------------------------------- status
 
 
