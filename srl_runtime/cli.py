@@ -56,6 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from srl_runtime.config import worker_env
+    from srl_runtime.config.ports import ListenPorts
     from srl_runtime.launcher.single_worker import WorkerOptions, default_host, run_worker
 
     env = os.environ
@@ -71,12 +72,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     port = args.metrics_port if args.metrics_port is not None else env.get(worker_env.METRICS_PORT)
     param_path = env.get(worker_env.PARAM_DB_PATH)
     run_dir = args.run_dir or env.get(worker_env.RUN_DIR) or (str(Path(param_path).parent) if param_path else "runs")
+    try:
+        ports = ListenPorts.from_env()
+    except ValueError as e:
+        print(f"srl worker: {e}", file=sys.stderr)
+        return EXIT_INVALID
     opts = WorkerOptions(
         role=role,
         index=index,
         host=args.host or default_host(),
         run_dir=Path(run_dir),
         metrics_port=None if port in (None, "") or int(port) < 0 else int(port),
+        ports=ports,
     )
     return run_worker(experiment, opts)
 

@@ -14,3 +14,6 @@ PARAM_DB_PATH = "SRL_PARAM_DB_PATH"  # the shared parameter-DB directory (the PV
 MONGO_URI = "SRL_MONGO_URI"  # MongoDB URI for version metadata (from a Secret)
 METRICS_PORT = "SRL_METRICS_PORT"  # Prometheus metrics HTTP port (0: off)
 DISTRIBUTED = "SRL_DISTRIBUTED"  # "1": workers are on separate hosts (zmq streams by default)
+INFERENCE_PORT = "SRL_INFERENCE_PORT"  # policy worker: bind the inference stream here (0/unset: any)
+SAMPLE_PORT = "SRL_SAMPLE_PORT"  # trainer: bind the sample stream here (0/unset: any)
+PEERS_PORT = "SRL_PEERS_PORT"  # trainer 0: the trainer group's rendezvous port (0/unset: any)

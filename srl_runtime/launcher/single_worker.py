@@ -11,11 +11,12 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.ports import ListenPorts
 from srl_runtime.launcher.monitor import ExperimentMonitor
 from srl_runtime.metrics import MetricsExporter
 from srl_runtime.name_records.factory import make_name_records
@@ -33,6 +34,7 @@ class WorkerOptions:
     host: str
     run_dir: Path
     metrics_port: int | None
+    ports: ListenPorts = field(default_factory=ListenPorts)  # stream ports to bind (pods: declared ones)
 
 
 def default_host() -> str:
@@ -66,7 +68,7 @@ def run_worker(experiment: RLExperiment, opts: WorkerOptions) -> int:
     experiment = apply_environment(experiment)
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     nr = make_name_records(experiment.spec.name_records, opts.run_dir)
-    ctx = WorkerContext(experiment, opts.role, opts.index, nr, opts.run_dir, host=opts.host)
+    ctx = WorkerContext(experiment, opts.role, opts.index, nr, opts.run_dir, host=opts.host, ports=opts.ports)
     worker = make_worker(ctx)
     if opts.metrics_port is not None:
         worker.metrics = MetricsExporter(experiment.metadata.name, opts.role, opts.index, opts.metrics_port)

@@ -36,9 +36,9 @@ def socket(kind: int, *, linger_ms: int = DEFAULT_LINGER_MS, receiver: bool = Tr
     return sock
 
 
-def bind_tcp(sock: zmq.Socket, host: str) -> str:
-    """Bind to a random port on `host`; returns the address peers connect to."""
-    sock.bind(f"tcp://{host}:0")
+def bind_tcp(sock: zmq.Socket, host: str, port: int = 0) -> str:
+    """Bind to `port` on `host` (0: any free port); returns the address peers connect to."""
+    sock.bind(f"tcp://{host}:{port}")
     return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.ports import ListenPorts
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.base import NameRecords
 
@@ -34,6 +35,7 @@ class WorkerContext:
     name_records: NameRecords
     run_dir: Path
     host: str = "127.0.0.1"
+    ports: ListenPorts = field(default_factory=ListenPorts)  # TCP ports to bind on `host` (0: any)
 
     @property
     def root(self) -> str:

@@ -56,7 +56,8 @@ class TrainerWorker(Worker):
             from srl_runtime.workers.trainer_group import TrainerGroup
 
             self.group = TrainerGroup(
-                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device
+                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device,
+                port=self.ctx.ports.peers,
             )
             self.group.broadcast_parameters(self.policy.module)
             self.learner.grad_sync = self.group.average_gradients
@@ -65,7 +66,7 @@ class TrainerWorker(Worker):
         kind = sample_kind(spec)
         self.consumer = make_sample_consumer(
             kind, self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
-            **({"hwm": spec.streams.sample_queue} if kind == "zmq" else {}),
+            **({"hwm": spec.streams.sample_queue, "port": self.ctx.ports.sample} if kind == "zmq" else {}),
         )
 
     def _resume(self) -> None:

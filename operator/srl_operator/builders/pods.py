@@ -18,6 +18,7 @@ from srl_operator.builders.services import METRICS_PORT, role_ports
 from srl_operator.config import OperatorConfig
 from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import RLExperiment, WorkerRoleSpec
+from srl_runtime.config.ports import PORT_ENV
 
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_ACTOR_CPU = "1"  # actors step environments: one core each unless the spec says otherwise
@@ -92,9 +93,10 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
         {"name": worker_env.METRICS_PORT, "value": str(METRICS_PORT)},
         {"name": "HOME", "value": "/tmp"},  # the root filesystem is read-only
     ]
+    # The runtime binds exactly these (srl_runtime.config.ports), so the Services' ports are real.
     for port_name, port in role_ports(role):
-        if port_name != "metrics":
-            ours.append({"name": f"SRL_{port_name.upper()}_PORT", "value": str(port)})
+        if port_name in PORT_ENV:
+            ours.append({"name": PORT_ENV[port_name], "value": str(port)})
     rs = _role_spec(exp, role)
     threads = str(rs.torch_threads if rs is not None else 1)
     ours.append({"name": "OMP_NUM_THREADS", "value": threads})
