@@ -17,6 +17,7 @@ LABEL_ROLE = "srl.dev/role"
 LABEL_INDEX = "srl.dev/index"
 LABEL_COMPONENT = "srl.dev/component"  # redis, params, experiment, zmq — for non-pod children
 ANNOTATION_TEMPLATE_HASH = "srl.dev/template-hash"
+ANNOTATION_DOCUMENT_HASH = "srl.dev/document-hash"  # the experiment document the pod's worker reads
 MANAGED_BY = {"app.kubernetes.io/managed-by": "srl-operator", "app.kubernetes.io/part-of": "srl"}
 
 DNS_LABEL_MAX = 63

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from srl_operator.builders.configmap import experiment_configmap
+from srl_operator.builders.configmap import experiment_configmap, running_document_hash
 from srl_operator.builders.pods import desired_replicas, resources, worker_pod
 from srl_operator.builders.pvc import parameter_db_pvc
 from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
@@ -137,6 +137,16 @@ def test_zmq_services_golden() -> None:
     assert with_policy[0]["spec"]["ports"][0] == {"name": "inference", "port": 7100, "targetPort": 7100, "protocol": "TCP"}
 
 
+def test_spec_edits_roll_workers_but_scaling_and_suspend_do_not() -> None:
+    """Pods carry the document they read; only live fields (actors.replicas, suspend) leave it alone."""
+    base = experiment(actors={"replicas": 2})
+    hash_of = lambda e: worker_pod(e, "trainer", 0, CFG)["metadata"]["annotations"]["srl.dev/template-hash"]  # noqa: E731
+    assert hash_of(experiment(actors={"replicas": 9})) == hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, suspend=True)) == hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, algorithm={"ppo": {"learningRate": 0.01}})) != hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, stop={"trainSteps": 7})) != hash_of(base)
+
+
 def test_actor_pod_golden() -> None:
     exp = experiment(
         actors={
@@ -166,7 +176,7 @@ def test_actor_pod_golden() -> None:
                 "app.kubernetes.io/instance": "cp",
                 "app.kubernetes.io/component": "actor",
             },
-            "annotations": {"srl.dev/template-hash": hash_},
+            "annotations": {"srl.dev/document-hash": running_document_hash(exp), "srl.dev/template-hash": hash_},
         },
         "spec": {
             "restartPolicy": "Never",

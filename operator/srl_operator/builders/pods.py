@@ -11,7 +11,7 @@ from srl_operator.builders.common import (
     pod_security_context,
     template_hash,
 )
-from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR
+from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR, running_document_hash
 from srl_operator.builders.pvc import MOUNT_PATH, PARAMS_PATH, RUN_PATH, claim_name
 from srl_operator.builders.redis import redis_address
 from srl_operator.builders.services import METRICS_PORT, role_ports
@@ -168,5 +168,7 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "metadata": metadata(pod_name, exp.metadata.namespace, naming.pod_labels(name, role, index)),
         "spec": spec,
     }
-    pod["metadata"]["annotations"] = {naming.ANNOTATION_TEMPLATE_HASH: template_hash(pod)}
+    # The document hash is part of the template: a spec edit (other than live scaling) rolls the pod.
+    pod["metadata"]["annotations"] = {naming.ANNOTATION_DOCUMENT_HASH: running_document_hash(exp)}
+    pod["metadata"]["annotations"][naming.ANNOTATION_TEMPLATE_HASH] = template_hash(pod)
     return pod
