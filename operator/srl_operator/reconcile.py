@@ -17,10 +17,12 @@ from typing import Any
 import kopf
 from kubernetes.client.rest import ApiException
 
-from srl_operator import naming
+from srl_operator import naming, policy
 from srl_operator.builders.configmap import EXPERIMENT_KEY, experiment_configmap
+from srl_operator.builders.network_policy import isolation_policy
 from srl_operator.builders.pvc import parameter_db_pvc
 from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
+from srl_operator.builders.secrets import new_password, password_of, redis_auth_secret
 from srl_operator.builders.services import zmq_services
 from srl_operator.config import OperatorConfig
 from srl_operator.kube import Children, Kube
@@ -32,6 +34,8 @@ from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.load import InvalidExperiment, parse_experiment
 
 log = logging.getLogger(__name__)
+
+MONGO_URI_FIELD = "spec.parameterDb.mongodb.uri"
 
 Event = tuple[str, str, str]  # (Normal|Warning, reason, message)
 
@@ -95,13 +99,15 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     try:
         exp = parse_body(body)
     except InvalidExperiment as e:
-        message = "; ".join(e.problems)
-        already = any(
-            c.get("type") == "SpecValid" and c.get("status") == "False" and c.get("message") == message
-            for c in previous.get("conditions") or []
-        )
-        events: list[Event] = [] if already else [("Warning", "InvalidSpec", message)]
-        return Outcome(invalid_spec_status(previous, message, now, generation), events, message)
+        outcome = _rejected(previous, e.problems, "InvalidSpec", now, generation)
+        if outcome.events and any(p.startswith(MONGO_URI_FIELD) for p in e.problems):
+            # Stored before the CRD rejected credentials in the URI: the last valid document in the
+            # ConfigMap may hold them (readable by the view role). It goes; the URI is never echoed.
+            kube.delete("ConfigMap", meta["namespace"], naming.configmap_name(meta["name"]))
+        return outcome
+    not_allowed = policy.problems(exp, cfg)
+    if not_allowed:
+        return _rejected(previous, not_allowed, "NotAllowed", now, generation)
 
     owner = {
         "apiVersion": body.get("apiVersion"),
@@ -111,7 +117,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     namespace = meta["namespace"]
     children = kube.list_children(namespace, exp.metadata.name)
     events = []
-    _reconcile_supporting(exp, children, kube, cfg, owner, events)
+    redis_password = _reconcile_supporting(exp, children, kube, cfg, owner, events)
     _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
 
     observed = [observe_pod(p) for p in children.pods]
@@ -121,7 +127,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(
-        redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout
+        redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout, password=redis_password
     )
     roles_of = {p.name: p.role or "" for p in observed}
     replaced = Counter(roles_of[n] for n in plan.delete_failed)
@@ -135,11 +141,25 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     return Outcome(status, events)
 
 
+def _rejected(previous: dict[str, Any], problems: list[str], reason: str, now: str, generation: int | None) -> Outcome:
+    """Failed with SpecValid False naming the fields; the Warning Event only when the message is new."""
+    message = "; ".join(problems)
+    already = any(
+        c.get("type") == "SpecValid" and c.get("status") == "False" and c.get("message") == message
+        for c in previous.get("conditions") or []
+    )
+    events: list[Event] = [] if already else [("Warning", reason, message)]
+    return Outcome(invalid_spec_status(previous, message, now, generation, reason), events, message)
+
+
 def _reconcile_supporting(
     exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: dict[str, Any], events: list[Event]
-) -> None:
-    """ConfigMap, PVC, Redis and Services: create what is missing, update the document, drop extras."""
-    desired: list[dict[str, Any]] = [experiment_configmap(exp)]
+) -> str | None:
+    """Redis password Secret, NetworkPolicy, ConfigMap, PVC, Redis and Services: create what is missing,
+    update the document and the policy, drop extras. Returns the password of the experiment's own
+    Redis (None when it uses another Redis, or its Secret holds no readable password)."""
+    password = _redis_password(exp, kube, owner, events) if needs_redis(exp, cfg) else None
+    desired: list[dict[str, Any]] = [isolation_policy(exp, cfg), experiment_configmap(exp)]
     pvc = parameter_db_pvc(exp)
     if pvc is not None:
         desired.append(pvc)
@@ -157,6 +177,10 @@ def _reconcile_supporting(
         elif obj["kind"] == "ConfigMap" and (existing[name].get("data") or {}).get(EXPERIMENT_KEY) != obj["data"][EXPERIMENT_KEY]:
             kube.patch("ConfigMap", namespace, name, {"data": obj["data"]})
             events.append(("Normal", "Updated", f"updated ConfigMap {name} with the new spec"))
+        elif obj["kind"] == "NetworkPolicy" and existing[name].get("spec") != obj["spec"]:
+            # A JSON patch replaces the whole spec (a merge would keep stale selector labels).
+            kube.patch("NetworkPolicy", namespace, name, [{"op": "replace", "path": "/spec", "value": obj["spec"]}])
+            events.append(("Normal", "Updated", f"updated NetworkPolicy {name}"))
     # Services and ConfigMaps of ours that the spec no longer asks for (PVCs are never deleted here:
     # they hold checkpoints; they go with the experiment through garbage collection).
     wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
@@ -165,6 +189,26 @@ def _reconcile_supporting(
             if (kind, o["metadata"]["name"]) not in wanted and not o["metadata"].get("deletionTimestamp"):
                 if kube.delete(kind, namespace, o["metadata"]["name"]):
                     events.append(("Normal", "Deleted", f"deleted {kind} {o['metadata']['name']}"))
+    return password
+
+
+def _redis_password(exp: RLExperiment, kube: Kube, owner: dict[str, Any], events: list[Event]) -> str | None:
+    """The password in the experiment's `<exp>-redis-auth` Secret; the Secret is made (with a random
+    password) only when it does not exist, and never rewritten: the Redis pod and the workers hold it."""
+    namespace = owner["metadata"]["namespace"]
+    name = naming.redis_auth_name(exp.metadata.name)
+    existing = kube.get("Secret", namespace, name)
+    if existing is not None:
+        return password_of(existing)
+    password = new_password()
+    secret = redis_auth_secret(exp, password)
+    kopf.adopt(secret, owner=owner)
+    if kube.create(secret):
+        events.append(("Normal", "Created", f"created Secret {name}"))
+        return password
+    # Created meanwhile (a concurrent or restarted reconcile): that one's password is the real one.
+    existing = kube.get("Secret", namespace, name)
+    return password_of(existing) if existing is not None else None
 
 
 def _reconcile_redis_deployment(
@@ -175,14 +219,38 @@ def _reconcile_redis_deployment(
     names = {d["metadata"]["name"] for d in children.deployments if not d["metadata"].get("deletionTimestamp")}
     if needs_redis(exp, cfg):
         dep = redis_deployment(exp, cfg)
-        if dep["metadata"]["name"] not in names:
+        name = dep["metadata"]["name"]
+        if name not in names:
             kopf.adopt(dep, owner=owner)
             if kube.create(dep):
-                events.append(("Normal", "Created", f"created Deployment {dep['metadata']['name']}"))
-        names.discard(dep["metadata"]["name"])
+                events.append(("Normal", "Created", f"created Deployment {name}"))
+        else:
+            current = next(d for d in children.deployments if d["metadata"]["name"] == name)
+            if _outdated(current, dep):
+                kube.patch("Deployment", namespace, name, _replace_spec_patch(current, dep))
+                events.append(("Normal", "Updated", f"updated Deployment {name} (its template changed)"))
+        names.discard(name)
     for name in names:
         if kube.delete("Deployment", namespace, name):
             events.append(("Normal", "Deleted", f"deleted Deployment {name}"))
+
+
+def _outdated(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    key = naming.ANNOTATION_TEMPLATE_HASH
+    have = (current["metadata"].get("annotations") or {}).get(key)
+    return have != desired["metadata"]["annotations"][key]
+
+
+def _replace_spec_patch(current: dict[str, Any], desired: dict[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch giving `current` the desired spec and template hash (other annotations stay)."""
+    key = naming.ANNOTATION_TEMPLATE_HASH
+    ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec", "value": desired["spec"]}]
+    if current["metadata"].get("annotations"):
+        ops.append({"op": "add", "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"),
+                    "value": desired["metadata"]["annotations"][key]})  # fmt: skip
+    else:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": {key: desired["metadata"]["annotations"][key]}})
+    return ops
 
 
 def _apply_pod_plan(

@@ -64,11 +64,14 @@ def _number(value: Any, kind: type) -> int | float | None:
     return kind(value)
 
 
-def invalid_spec_status(previous: dict[str, Any], message: str, now: str, generation: int | None) -> dict[str, Any]:
-    """Status of an experiment whose spec does not validate: Failed, naming the field."""
+def invalid_spec_status(
+    previous: dict[str, Any], message: str, now: str, generation: int | None, reason: str = "InvalidSpec"
+) -> dict[str, Any]:
+    """Status of an experiment whose spec does not validate (reason InvalidSpec) or asks for what the
+    operator does not allow (NotAllowed): Failed, naming the field."""
     prev_conditions = previous.get("conditions") or []
     conditions = [c for c in prev_conditions if c.get("type") != "SpecValid"]
-    conditions.append(_condition(prev_conditions, "SpecValid", False, "InvalidSpec", message, now, generation))
+    conditions.append(_condition(prev_conditions, "SpecValid", False, reason, message, now, generation))
     return {"phase": "Failed", "conditions": conditions, "observedGeneration": generation}
 
 

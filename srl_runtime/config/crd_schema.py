@@ -34,7 +34,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from srl_runtime.config.experiment import API_VERSION, KIND, ExperimentSpec
+from srl_runtime.config.experiment import (
+    API_VERSION,
+    KIND,
+    URI_CREDENTIALS_PROBLEM,
+    URI_USERINFO_PATTERN,
+    ExperimentSpec,
+)
 
 GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "rlexperiments"
@@ -113,6 +119,14 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "rule": "!has(self.entryPoint) || self.entryPoint.contains(':')",
             "message": "entryPoint must look like 'module:Class'",
             "fieldPath": ".entryPoint",
+        },
+    ],
+    "MongoSpec": [
+        {
+            # The error names the field, never the value: the URI would carry the password.
+            "rule": f"!has(self.uri) || !self.uri.matches('{URI_USERINFO_PATTERN}')",
+            "message": URI_CREDENTIALS_PROBLEM,
+            "fieldPath": ".uri",
         },
     ],
     "ParameterDBSpec": [

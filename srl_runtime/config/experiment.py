@@ -7,6 +7,7 @@ Cluster-only fields (images, resources, scheduling, storage) are optional and ig
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -221,13 +222,34 @@ class NameRecordsSpec(Model):
     keepalive_ttl: float = Field(10.0, gt=0, description="Seconds an entry lives without a keep-alive.")
 
 
+# A URI whose authority (before the first / ? #) holds an '@' carries userinfo (user:password@).
+# The same regex is the CEL rule of the CRD (crd_schema.CEL_RULES["MongoSpec"]).
+URI_USERINFO_PATTERN = r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#]*@"
+URI_CREDENTIALS_PROBLEM = (
+    "must not carry credentials (user:password@); put the URI in a Secret and set secretName/secretKey "
+    "(locally: $SRL_MONGO_URI)"
+)
+
+
 class MongoSpec(Model):
     """MongoDB connection for version metadata."""
 
-    uri: str | None = Field(None, description="mongodb:// URI (local runs and tests).")
+    uri: str | None = Field(
+        None,
+        description="mongodb:// URI without credentials (the document is stored in a ConfigMap); "
+        "a URI with user:password comes from secretName, or $SRL_MONGO_URI locally.",
+    )
     secret_name: str | None = Field(None, description="Kubernetes Secret holding the URI (cluster).")
     secret_key: str = Field("uri", description="Key of the URI inside that Secret.")
     database: str = Field("srl", description="Database name.")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_uri(self) -> MongoSpec:
+        # The message never repeats the URI: it would put the password into status, Events and logs.
+        if self.uri is not None and re.match(URI_USERINFO_PATTERN, self.uri):
+            raise ValueError(f"uri: {URI_CREDENTIALS_PROBLEM}")
+        return self
+
 
 
 class ParameterDBSpec(Model):
