@@ -129,7 +129,7 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
     container: dict[str, Any] = {
         "name": "worker",
         "image": exp.spec.cluster.image or cfg.runtime_image,
-        "imagePullPolicy": exp.spec.cluster.image_pull_policy,
+        "imagePullPolicy": exp.spec.cluster.image_pull_policy or cfg.runtime_image_pull_policy,
         "command": ["srl"],
         "args": ["worker", "--role", role, "--index", str(index), "--experiment", EXPERIMENT_PATH],
         "env": env(exp, role, index, cfg),
