@@ -84,6 +84,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         run_dir=Path(run_dir),
         metrics_port=None if port in (None, "") or int(port) < 0 else int(port),
         ports=ports,
+        advertise_host=args.advertise_host or env.get(worker_env.ADVERTISE_HOST) or None,
     )
     return run_worker(experiment, opts)
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--index", type=int, help="$SRL_INDEX (default 0)")
     worker.add_argument("--experiment", help="RLExperiment YAML ($SRL_EXPERIMENT)")
     worker.add_argument("--host", help="address to bind and advertise ($SRL_POD_IP, else this host's)")
+    worker.add_argument("--advertise-host", help="name peers connect to instead of --host ($SRL_ADVERTISE_HOST)")
     worker.add_argument("--run-dir", help="run directory ($SRL_RUN_DIR; default: beside $SRL_PARAM_DB_PATH)")
     worker.add_argument("--metrics-port", type=int, help="Prometheus port ($SRL_METRICS_PORT; 0 = any free port)")
     worker.set_defaults(func=_cmd_worker)

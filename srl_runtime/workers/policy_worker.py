@@ -42,7 +42,7 @@ class PolicyWorker(Worker):
         )
         self.server = make_inference_server(
             inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
-            **({"port": self.ctx.ports.inference} if inference_kind(spec) == "zmq" else {}),
+            **(self.ctx.tcp_endpoint(self.ctx.ports.inference) if inference_kind(spec) == "zmq" else {}),
         )
         self.params.maybe_pull()
         self.batch_sizes: list[int] = []

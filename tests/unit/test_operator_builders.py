@@ -374,3 +374,12 @@ def test_kopf_command_line_from_environment() -> None:
     assert kopf_argv({"SRL_WATCH_NAMESPACES": "a, b", "SRL_LIVENESS_PORT": ""}, ["--verbose"]) == [
         *base, "--namespace", "a", "--namespace", "b", "--verbose",
     ]  # fmt: skip
+
+
+def test_pull_policy_comes_from_the_operator_unless_the_spec_sets_one() -> None:
+    """The examples name no pull policy: the chart's runtimeImage.pullPolicy decides (kind, air-gapped)."""
+    never = OperatorConfig(runtime_image_pull_policy="Never")
+    container = worker_pod(experiment(), "actor", 0, never)["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "Never"
+    pinned = worker_pod(experiment(cluster={"imagePullPolicy": "Always"}), "actor", 0, never)
+    assert pinned["spec"]["containers"][0]["imagePullPolicy"] == "Always"

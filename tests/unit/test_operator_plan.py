@@ -143,6 +143,23 @@ def test_succeeded_when_trainers_exit_zero_and_it_sticks() -> None:
     assert experiment_status(exp, Observation(pods=[]), status, NOW, 1)["phase"] == "Succeeded"
 
 
+def test_a_trainer_pod_being_deleted_is_not_a_finished_trainer() -> None:
+    """A graceful delete (SIGTERM) must never read as the trainer finishing the experiment."""
+    exp = experiment()
+    leaving = running(exp, "trainer", 0, phase="Succeeded", ready=False, deletionTimestamp="2025-01-01T00:00:00Z")
+    st = experiment_status(exp, Observation(pods=[running(exp, "actor", 0), leaving]), {}, NOW, 1)
+    assert st["phase"] != "Succeeded", st
+
+
+def test_stop_reason_in_status_and_complete_condition() -> None:
+    exp = experiment()
+    pods = [running(exp, "actor", 0), running(exp, "trainer", 0, phase="Succeeded", ready=False)]
+    st = experiment_status(exp, Observation(pods=pods, summary={"stop_reason": "target_mean_return"}), {}, NOW, 1)
+    assert st["phase"] == "Succeeded" and st["stopReason"] == "target_mean_return"
+    complete = next(c for c in st["conditions"] if c["type"] == "Complete")
+    assert complete["status"] == "True" and "target_mean_return" in complete["message"], complete
+
+
 def test_suspended_phase() -> None:
     exp = experiment(suspend=True)
     status = experiment_status(exp, Observation(pods=[]), {"phase": "Running"}, NOW, 2)

@@ -64,3 +64,33 @@ def test_images_expose_the_declared_ports() -> None:
     for dockerfile in sorted((REPO / "images" / "runtime").glob("Dockerfile*")):
         exposed = {int(p) for line in re.findall(r"^EXPOSE (.+)$", dockerfile.read_text(), re.M) for p in line.split()}
         assert exposed == declared, (dockerfile, exposed, declared)
+
+
+def test_servers_advertise_the_given_name_with_the_bound_port() -> None:
+    nr, port = MemoryNameRecords(), _free_port()
+    consumer = ZmqSampleConsumer(nr, "srl/_/p", 0, "127.0.0.1", port=port, advertise="cp-trainer-0.cp-trainer.ml.svc")
+    try:
+        assert consumer.address == f"tcp://cp-trainer-0.cp-trainer.ml.svc:{port}"
+        assert nr.get(keys.sample_stream("srl/_/p", 0)) == consumer.address
+    finally:
+        consumer.close()
+
+
+def test_stream_pods_advertise_their_service_dns_name() -> None:
+    from srl_operator.builders.pods import worker_pod
+    from srl_operator.config import OperatorConfig
+    from srl_runtime.config.load import parse_experiment
+
+    exp = parse_experiment({
+        "apiVersion": "srl.dev/v1alpha1", "kind": "RLExperiment", "metadata": {"name": "cp", "namespace": "ml"},
+        "spec": {"environment": {"id": "CartPole-v1"}, "policyWorkers": {"replicas": 1}, "stop": {"trainSteps": 9}},
+    })  # fmt: skip
+
+    def env(role: str) -> dict[str, str]:
+        pod = worker_pod(exp, role, 0, OperatorConfig())  # type: ignore[arg-type]
+        return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}
+
+    assert env("trainer")["SRL_ADVERTISE_HOST"] == "cp-trainer-0.cp-trainer.ml.svc"
+    assert env("policy")["SRL_ADVERTISE_HOST"] == "cp-policy-0.cp-policy.ml.svc"
+    assert env("policy")["SRL_INFERENCE_PORT"] == str(ports.INFERENCE_PORT)
+    assert "SRL_ADVERTISE_HOST" not in env("actor")

@@ -94,9 +94,16 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
         {"name": "HOME", "value": "/tmp"},  # the root filesystem is read-only
     ]
     # The runtime binds exactly these (srl_runtime.config.ports), so the Services' ports are real.
+    serves = False
     for port_name, port in role_ports(role):
         if port_name in PORT_ENV:
             ours.append({"name": PORT_ENV[port_name], "value": str(port)})
+            serves = True
+    if serves:
+        # Stream servers advertise their stable name through the role's headless Service
+        # (<pod>.<service>.<namespace>.svc): peers connect through the Service's DNS, not a pod IP.
+        host = f"{naming.pod_name(exp.metadata.name, role, index)}.{naming.service_name(exp.metadata.name, role)}"
+        ours.append({"name": worker_env.ADVERTISE_HOST, "value": f"{host}.{exp.metadata.namespace}.{cfg.redis_host_suffix}"})
     rs = _role_spec(exp, role)
     threads = str(rs.torch_threads if rs is not None else 1)
     ours.append({"name": "OMP_NUM_THREADS", "value": threads})
@@ -124,7 +131,7 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
     container: dict[str, Any] = {
         "name": "worker",
         "image": exp.spec.cluster.image or cfg.runtime_image,
-        "imagePullPolicy": exp.spec.cluster.image_pull_policy,
+        "imagePullPolicy": exp.spec.cluster.image_pull_policy or cfg.runtime_image_pull_policy,
         "command": ["srl"],
         "args": ["worker", "--role", role, "--index", str(index), "--experiment", EXPERIMENT_PATH],
         "env": env(exp, role, index, cfg),

@@ -53,20 +53,21 @@ class ZmqInferenceServer(InferenceServer):
         host: str = "127.0.0.1",
         *,
         port: int = 0,
+        advertise: str | None = None,
         keepalive_ttl: float = 10.0,
     ) -> None:
         self.dropped = 0
         self._sock = zmq_util.socket(zmq.ROUTER)
         self._carry: deque[InferenceRequest] = deque()  # taken off the socket but over max_rows
-        self.address = self._bind(host, port)
+        self.address = self._bind(host, port, advertise)
         self._records = name_records
         self._key = keys.inference_stream(root, index)
         name_records.add(self._key, self.address, keepalive_ttl=keepalive_ttl, replace=True)
         log.info("inference server %d listening on %s", index, self.address)
 
     # ---- transport hooks (shm overrides these)
-    def _bind(self, host: str, port: int) -> str:
-        return zmq_util.bind_tcp(self._sock, host, port)
+    def _bind(self, host: str, port: int, advertise: str | None) -> str:
+        return zmq_util.bind_tcp(self._sock, host, port, advertise)
 
     def _unpack(self, client: bytes, meta: dict[str, Any], arrays: Arrays) -> InferenceRequest:
         return InferenceRequest(client=client, request_id=request_id_of(meta), arrays=arrays)

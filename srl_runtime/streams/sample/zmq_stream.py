@@ -96,12 +96,13 @@ class ZmqSampleConsumer(SampleConsumer):
         host: str = "127.0.0.1",
         *,
         port: int = 0,
+        advertise: str | None = None,
         hwm: int = 8,
         keepalive_ttl: float = 10.0,
     ) -> None:
         self.dropped = 0
         self._sock = zmq_util.socket(zmq.PULL, rcvhwm=hwm)
-        self.address = zmq_util.bind_tcp(self._sock, host, port)
+        self.address = zmq_util.bind_tcp(self._sock, host, port, advertise)
         self._records = name_records
         self._key = keys.sample_stream(root, trainer_index)
         name_records.add(self._key, self.address, keepalive_ttl=keepalive_ttl, replace=True)
