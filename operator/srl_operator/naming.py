@@ -18,6 +18,7 @@ LABEL_INDEX = "srl.dev/index"
 LABEL_COMPONENT = "srl.dev/component"  # redis, redis-auth, params, experiment, zmq, isolation — non-pod children
 ANNOTATION_TEMPLATE_HASH = "srl.dev/template-hash"
 ANNOTATION_DOCUMENT_HASH = "srl.dev/document-hash"  # the experiment document the pod's worker reads
+ANNOTATION_RESTARTS = "srl.dev/restarts"  # times this pod's worker (role, index) was restarted before it
 MANAGED_BY = {"app.kubernetes.io/managed-by": "srl-operator", "app.kubernetes.io/part-of": "srl"}
 
 DNS_LABEL_MAX = 63

@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 from kubernetes.client.rest import ApiException
 
-from srl_operator import naming, policy
+from srl_operator import naming, policy, restarts
 from srl_operator.builders.configmap import EXPERIMENT_KEY, experiment_configmap
 from srl_operator.builders.network_policy import isolation_policy
 from srl_operator.builders.pvc import parameter_db_pvc
@@ -27,7 +27,7 @@ from srl_operator.builders.services import zmq_services
 from srl_operator.config import OperatorConfig
 from srl_operator.kube import Children, Kube
 from srl_operator.name_records import read_summary
-from srl_operator.observed import observe_pod
+from srl_operator.observed import observe_pod, parse_time
 from srl_operator.plan import PodPlan, plan_pods
 from srl_operator.status import Observation, experiment_status, finished, invalid_spec_status
 from srl_runtime.config.experiment import RLExperiment
@@ -87,6 +87,8 @@ def _plain(value: Any) -> Any:
 
 
 def reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str) -> Outcome:
+    """`now` is the time of this round (RFC 3339, UTC): condition times and restart backoff (a `now`
+    that does not parse lets failed pods be replaced without waiting)."""
     meta = body.get("metadata") or {}
     with _lock_for(meta.get("uid", meta.get("name", ""))):
         return _reconcile(body, kube, cfg, now)
@@ -121,7 +123,14 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
 
     observed = [observe_pod(p) for p in children.pods]
-    plan = plan_pods(exp, observed, cfg, finished=finished(exp, observed, previous))
+    failed_earlier = restarts.failed_earlier(previous, generation)
+    plan = plan_pods(
+        exp, observed, cfg, finished=finished(exp, observed, previous), failed=failed_earlier is not None, now=parse_time(now)
+    )
+    failure = failed_earlier
+    if failure is None and plan.exhausted:
+        failure = restarts.failure_message(exp, plan.exhausted)
+        events.append(("Warning", restarts.FAILED_REASON, failure))
     api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(
@@ -130,8 +139,9 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     roles_of = {p.name: p.role or "" for p in observed}
     replaced = Counter(roles_of[n] for n in plan.delete_failed)
     obs = Observation(
-        pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced), api_errors=api_errors
-    )
+        pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced), api_errors=api_errors,
+        backing_off=plan.backing_off, failure=failure,
+    )  # fmt: skip
     status = experiment_status(exp, obs, previous, now, generation)
     if status["phase"] != previous.get("phase"):
         kind = "Warning" if status["phase"] == "Failed" else "Normal"

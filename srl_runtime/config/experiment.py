@@ -149,6 +149,7 @@ class WorkerRoleSpec(Model):
     tolerations: list[TolerationSpec] = Field(default_factory=list, description="Pod tolerations (cluster only).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the worker process.")
     volumes: list[VolumeSpec] = Field(default_factory=list, description="Extra volumes mounted into the worker pods (cluster only).")
+    restart_limit: int = Field(10, ge=0, description="Restarts allowed per worker of this role before the run fails (a Job's backoffLimit, counted per worker).")
 
 
 class ActorSpec(WorkerRoleSpec):
@@ -194,6 +195,18 @@ class EvaluationSpec(Model):
     episodes: int = Field(5, ge=1, description="Episodes per evaluation.")
     tag: str = Field("latest", description="Parameter DB tag to evaluate.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="Torch device for evaluation.")
+    restart_limit: int = Field(10, ge=0, description="Restarts allowed for the evaluation worker before the run fails (a Job's backoffLimit).")
+
+
+class FailurePolicySpec(Model):
+    """What crashing workers do to a run."""
+
+    backoff_seconds: float = Field(1.0, ge=0, description="Wait before a crashed worker's first restart; doubles with each further restart of it.")
+    max_backoff_seconds: float = Field(60.0, ge=0, description="Upper bound of the wait before a restart.")
+
+    def backoff(self, restarts: int) -> float:
+        """Seconds to wait before restarting a worker that was restarted `restarts` times already."""
+        return min(self.max_backoff_seconds, self.backoff_seconds * 2.0 ** min(restarts, 62))
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -309,6 +322,7 @@ class ExperimentSpec(Model):
     policy_workers: PolicyWorkerSpec = Field(default_factory=PolicyWorkerSpec, description="Policy workers (0: inline inference).")
     trainers: TrainerSpec = Field(default_factory=TrainerSpec, description="Trainer workers.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation worker.")
+    failure_policy: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Restart backoff of crashed workers.")
     streams: StreamsSpec = Field(default_factory=StreamsSpec, description="Stream implementations.")
     name_records: NameRecordsSpec = Field(default_factory=NameRecordsSpec, description="Name record backend.")
     parameter_db: ParameterDBSpec = Field(default_factory=ParameterDBSpec, description="Parameter database.")

@@ -205,6 +205,9 @@ def test_spec_edits_roll_workers_but_scaling_and_suspend_do_not() -> None:
     hash_of = lambda e: worker_pod(e, "trainer", 0, CFG)["metadata"]["annotations"]["srl.dev/template-hash"]  # noqa: E731
     assert hash_of(experiment(actors={"replicas": 9})) == hash_of(base)
     assert hash_of(experiment(actors={"replicas": 2}, suspend=True)) == hash_of(base)
+    # Restart settings are the operator's alone: raising a limit must not restart running workers.
+    assert hash_of(experiment(actors={"replicas": 2, "restartLimit": 3}, trainers={"restartLimit": 0},
+                              failurePolicy={"backoffSeconds": 9})) == hash_of(base)  # fmt: skip
     assert hash_of(experiment(actors={"replicas": 2}, algorithm={"ppo": {"learningRate": 0.01}})) != hash_of(base)
     assert hash_of(experiment(actors={"replicas": 2}, stop={"trainSteps": 7})) != hash_of(base)
 
@@ -284,6 +287,7 @@ def test_actor_pod_golden() -> None:
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "volumeMounts": [
                         {"name": "experiment", "mountPath": "/etc/srl", "readOnly": True},
                         {"name": "params", "mountPath": "/srl", "subPath": "cp"},

@@ -370,3 +370,73 @@ def test_credentials_in_the_mongodb_uri_fail_and_leave_no_document_behind() -> N
     assert cond["message"].startswith("spec.parameterDb.mongodb.uri: must not carry credentials")
     assert "hunter2" not in json.dumps(out.status) + json.dumps(out.events) + (out.invalid or "")
     assert names(kube, "ConfigMap") == []
+
+
+def _crash(kube: MemoryKube, name: str, at: str, log: str = "Traceback (most recent call last):\nValueError: bad env") -> None:
+    """What a kubelet writes when the worker container exits 1 (restartPolicy Never)."""
+    kube.objects[("Pod", name)]["status"] = {
+        "phase": "Failed",
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": at}],
+        "containerStatuses": [{"name": "worker", "state": {"terminated": {
+            "exitCode": 1, "reason": "Error", "message": log, "finishedAt": at}}}],
+    }  # fmt: skip
+
+
+def test_crash_loop_backs_off_then_fails_the_run_with_the_last_log_lines() -> None:
+    spec = {"actors": {"replicas": 2, "restartLimit": 2}, "failurePolicy": {"backoffSeconds": 10}}
+    kube = MemoryKube()
+    b = body(**spec)
+    st = reconcile(b, kube, CFG, "2025-01-01T00:00:00Z").status
+    for name in names(kube, "Pod"):
+        kube.set_phase(name, "Running", ready=True)
+
+    def round_(t: str) -> Any:
+        b["status"] = st
+        return reconcile(b, kube, CFG, t)
+
+    # Failure 1 at 00:01:00: replaced after 10 s, failure 2 after 20 s more, failure 3 is one too many.
+    _crash(kube, "cp-actor-1", "2025-01-01T00:01:00Z")
+    out = round_("2025-01-01T00:01:05Z")
+    st = out.status
+    assert ("delete", "Pod", "cp-actor-1") not in kube.calls  # still backing off: the failed pod stays
+    ready = next(c for c in st["conditions"] if c["type"] == "WorkersReady")
+    assert "cp-actor-1: failed (exit code 1 (Error)), restart 1 of 2 in 5s" in ready["message"]
+    st = round_("2025-01-01T00:01:10Z").status
+    assert kube.objects[("Pod", "cp-actor-1")]["metadata"]["annotations"]["srl.dev/restarts"] == "1"
+    assert st["actors"]["restarts"] == 1
+
+    kube.set_phase("cp-actor-1", "Running", ready=True)
+    _crash(kube, "cp-actor-1", "2025-01-01T00:02:00Z")
+    st = round_("2025-01-01T00:02:15Z").status
+    assert "srl.dev/restarts" in kube.objects[("Pod", "cp-actor-1")]["metadata"]["annotations"]
+    assert kube.objects[("Pod", "cp-actor-1")]["status"]["phase"] == "Failed"  # 2nd restart waits 20 s
+    st = round_("2025-01-01T00:02:20Z").status
+    assert kube.objects[("Pod", "cp-actor-1")]["metadata"]["annotations"]["srl.dev/restarts"] == "2"
+
+    kube.set_phase("cp-actor-1", "Running", ready=True)
+    _crash(kube, "cp-actor-1", "2025-01-01T00:03:00Z", log="\n".join(f"step {i}" for i in range(40)) + "\nRuntimeError: NaN")
+    out = round_("2025-01-01T00:03:01Z")
+    st = out.status
+    assert st["phase"] == "Failed"
+    cond = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert cond["status"] == "True" and cond["reason"] == "RestartLimitExceeded"
+    assert cond["message"].startswith("cp-actor-1 failed after 2 restarts (spec.actors.restartLimit 2); exit code 1 (Error)")
+    assert cond["message"].endswith("step 39\nRuntimeError: NaN") and "step 30" not in cond["message"]
+    warnings = [(r, m) for t, r, m in out.events if t == "Warning"]
+    assert ("RestartLimitExceeded", cond["message"]) in warnings and ("Failed", "phase Running -> Failed") in warnings
+    # The failed pod stays (its status holds the log lines); every other worker is stopped.
+    assert names(kube, "Pod") == ["cp-actor-1"]
+
+    # It sticks for this spec: no new pods, no second announcement, even if someone deletes the pod.
+    kube.objects.pop(("Pod", "cp-actor-1"))
+    out = round_("2025-01-01T00:04:00Z")
+    st = out.status
+    assert st["phase"] == "Failed" and names(kube, "Pod") == [] and not out.events
+
+    # A new generation (here: more restarts allowed) runs again.
+    b["spec"]["actors"]["restartLimit"] = 5
+    b["metadata"]["generation"] = 2
+    st = round_("2025-01-01T00:05:00Z").status
+    assert names(kube, "Pod") == ["cp-actor-0", "cp-actor-1", "cp-trainer-0"]
+    assert st["phase"] == "Pending"
+    assert next(c for c in st["conditions"] if c["type"] == "Failed")["status"] == "False"

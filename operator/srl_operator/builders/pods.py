@@ -138,6 +138,9 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role_ports(role)],
         "resources": resources(exp, role),
         "securityContext": container_security_context(),
+        # A failed worker's last log lines land in its status (state.terminated.message): the
+        # operator quotes them when the worker is out of restarts, without reading pods/log.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "experiment", "mountPath": MOUNT_DIR, "readOnly": True},
             # One directory per experiment: a shared claim (or NFS export) holds many experiments.
