@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MONGO_URI_FIELD = "spec.parameterDb.mongodb.uri"
 
 Event = tuple[str, str, str]  # (Normal|Warning, reason, message)
+EVENT_MESSAGE_CHARS = 1024  # an Event's message is cut here when posted
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     failure = failed_earlier
     if failure is None and plan.exhausted:
         failure = restarts.failure_message(exp, plan.exhausted)
-        events.append(("Warning", restarts.FAILED_REASON, failure))
+        events.append(("Warning", restarts.FAILED_REASON, restarts.failure_message(exp, plan.exhausted, EVENT_MESSAGE_CHARS)))
     api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(

@@ -53,8 +53,9 @@ def last_lines(text: str, lines: int = LOG_LINES) -> list[str]:
     return [ln if len(ln) <= LINE_CHARS else ln[: LINE_CHARS - 3] + "..." for ln in kept]
 
 
-def failure_message(exp: RLExperiment, pods: list[ObservedPod]) -> str:
-    """Why the run failed: the first worker out of restarts, with its exit and last log lines."""
+def failure_message(exp: RLExperiment, pods: list[ObservedPod], max_chars: int = 4096) -> str:
+    """Why the run failed: the first worker out of restarts, with its exit and last log lines (the
+    oldest lines dropped to fit `max_chars`: Events hold 1,024 characters, the condition more)."""
     first, *rest = sorted(pods, key=lambda p: (p.failed_at or datetime.datetime.max.replace(tzinfo=datetime.UTC), p.name))
     role = first.role or ""
     head = f"{first.name} failed after {first.restarts} restarts (spec.{_field(role)}.restartLimit {restart_limit(exp, role)})"
@@ -62,7 +63,13 @@ def failure_message(exp: RLExperiment, pods: list[ObservedPod]) -> str:
         head += f"; also out of restarts: {', '.join(p.name for p in rest[:5])}" + (" ..." if len(rest) > 5 else "")
     lines = last_lines(first.last_log)
     text = head + (f"; {first.exit_summary}" if first.exit_summary else "")
-    return text + ("; last log lines:\n" + "\n".join(lines) if lines else "")
+
+    def with_lines(kept: list[str]) -> str:
+        return text + ("; last log lines:\n" + "\n".join(kept) if kept else "")
+
+    while lines and len(with_lines(lines)) > max_chars:
+        lines = lines[1:]
+    return with_lines(lines)[:max_chars]
 
 
 def _field(role: str) -> str:

@@ -222,6 +222,8 @@ def test_failure_message_names_the_worker_the_limit_and_its_last_log_lines() -> 
     lines = tail.split("\n")
     assert lines[:9] == [f"log line {i}" for i in range(21, 30)] and len(lines) == restarts.LOG_LINES
     assert lines[-1] == "x" * 197 + "..."
+    short = restarts.failure_message(exp, [pod], max_chars=400)  # an Event: the newest lines stay
+    assert len(short) <= 400 and short.startswith(head) and short.endswith("x" * 197 + "...")
 
 
 # --------------------------------------------------------------------------- status
