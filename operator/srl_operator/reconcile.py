@@ -187,8 +187,8 @@ def _reconcile_supporting(
             kube.patch("ConfigMap", namespace, name, {"data": obj["data"]})
             events.append(("Normal", "Updated", f"updated ConfigMap {name} with the new spec"))
         elif obj["kind"] == "NetworkPolicy" and existing[name].get("spec") != obj["spec"]:
-            # A JSON patch replaces the whole spec (a merge would keep stale selector labels).
-            kube.patch("NetworkPolicy", namespace, name, [{"op": "replace", "path": "/spec", "value": obj["spec"]}])
+            # The peers are in lists, which a merge patch replaces whole.
+            kube.patch("NetworkPolicy", namespace, name, {"spec": obj["spec"]})
             events.append(("Normal", "Updated", f"updated NetworkPolicy {name}"))
     # Services and ConfigMaps of ours that the spec no longer asks for (PVCs are never deleted here:
     # they hold checkpoints; they go with the experiment through garbage collection).
@@ -236,7 +236,10 @@ def _reconcile_redis_deployment(
         else:
             current = next(d for d in children.deployments if d["metadata"]["name"] == name)
             if _outdated(current, dep):
-                kube.patch("Deployment", namespace, name, _replace_spec_patch(current, dep))
+                # Containers, env and volumes are lists (replaced or merged by name); the controller's
+                # own annotations stay.
+                kube.patch("Deployment", namespace, name, {"metadata": {"annotations": dep["metadata"]["annotations"]},
+                                                           "spec": dep["spec"]})  # fmt: skip
                 events.append(("Normal", "Updated", f"updated Deployment {name} (its template changed)"))
         names.discard(name)
     for name in names:
@@ -248,18 +251,6 @@ def _outdated(current: dict[str, Any], desired: dict[str, Any]) -> bool:
     key = naming.ANNOTATION_TEMPLATE_HASH
     have = (current["metadata"].get("annotations") or {}).get(key)
     return have != desired["metadata"]["annotations"][key]
-
-
-def _replace_spec_patch(current: dict[str, Any], desired: dict[str, Any]) -> list[dict[str, Any]]:
-    """A JSON patch giving `current` the desired spec and template hash (other annotations stay)."""
-    key = naming.ANNOTATION_TEMPLATE_HASH
-    ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec", "value": desired["spec"]}]
-    if current["metadata"].get("annotations"):
-        ops.append({"op": "add", "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"),
-                    "value": desired["metadata"]["annotations"][key]})  # fmt: skip
-    else:
-        ops.append({"op": "add", "path": "/metadata/annotations", "value": {key: desired["metadata"]["annotations"][key]}})
-    return ops
 
 
 def _apply_pod_plan(

@@ -181,3 +181,33 @@ def test_listed_service_account_runs(control_plane: ControlPlane, operator: Oper
     apply_experiment(cp, ns, experiment_doc(name, cluster={"serviceAccountName": ALLOWED_SA}))
     wait_phase(cp, ns, name, "Running", operator)
     assert {p["spec"]["serviceAccountName"] for p in live(worker_pods(cp, ns, name))} == {ALLOWED_SA}
+
+
+def test_outdated_redis_and_policy_are_put_right(
+    control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
+) -> None:
+    """An experiment from before passwords (its Redis without --requirepass) and a policy someone
+    widened: the operator brings both back to what it builds, in place."""
+    cp, ns, name = control_plane, operator_namespace, "upgraded"
+    apply_experiment(cp, ns, experiment_doc(name))
+    wait_phase(cp, ns, name, "Running", operator)
+    old_container = {"name": "redis", "args": ["--save", "", "--appendonly", "no", "--protected-mode", "no"], "env": []}
+    cp.kubectl("patch", "deployment", f"{name}-redis", "-n", ns, "--type=strategic", "-p", json.dumps({
+        "metadata": {"annotations": {"srl.dev/template-hash": "from-an-older-operator"}},
+        "spec": {"template": {"spec": {"containers": [old_container]}}},
+    }))  # fmt: skip
+    cp.kubectl("patch", "networkpolicy", f"{name}-isolation", "-n", ns, "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/ingress", "value": [{}]}]))  # fmt: skip
+
+    def restored() -> bool:
+        (dep,) = children(cp, ns, name, "deployments")
+        (policy,) = children(cp, ns, name, "networkpolicies")
+        redis = dep["spec"]["template"]["spec"]["containers"][0]
+        return "--requirepass" in redis["args"] and bool(redis.get("env")) and len(policy["spec"]["ingress"]) == 2
+
+    eventually(restored, 60, what="Redis Deployment and NetworkPolicy restored")
+    (dep,) = children(cp, ns, name, "deployments")
+    assert "--protected-mode" not in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert dep["metadata"]["annotations"].get("deployment.kubernetes.io/revision")  # the controller's stay
+    reasons = [e["message"] for e in events_for(cp, ns, name) if e["reason"] == "Updated"]
+    assert any("Deployment" in m for m in reasons) and any("NetworkPolicy" in m for m in reasons), reasons

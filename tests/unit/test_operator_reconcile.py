@@ -62,22 +62,24 @@ class MemoryKube(Kube):
         self.calls.append(("patch", kind, name))
         if (kind, name) not in self.objects:
             raise ApiException(status=404)
-        obj = self.objects[(kind, name)]
-        if isinstance(patch, dict):
-            obj.update(patch)
-            return
-        for op in patch:  # JSON patch: add/replace of one path
-            *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-            node = obj
-            for part in parents:
-                node = node[part]
-            node[last] = copy.deepcopy(op["value"])
+        _merge(self.objects[(kind, name)], patch)
 
     def set_phase(self, name: str, phase: str, ready: bool = False) -> None:
         self.objects[("Pod", name)]["status"] = {
             "phase": phase,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
         }
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch (RFC 7386): maps merge, lists and scalars replace, null removes."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def body(**spec: Any) -> dict[str, Any]:
