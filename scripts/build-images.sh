@@ -9,15 +9,14 @@
 # SRL_DEBIAN_MIRROR overrides the Debian mirror (default: the one this host's apt uses).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${SRL_E2E_CACHE:-$HOME/.cache/srl-e2e}"
-export SRL_E2E_CACHE="$CACHE"
-python="${SRL_PYTHON:-python3}"
-mkdir -p "$CACHE"
-
 if [ "$(id -u)" -ne 0 ]; then
   echo "build-images: needs root (debootstrap, dockerd); run it as root or through sudo" >&2
   exit 2
 fi
+CACHE="${SRL_E2E_CACHE:-$HOME/.cache/srl-e2e}"
+export SRL_E2E_CACHE="$CACHE"
+python="${SRL_PYTHON:-python3}"
+mkdir -p "$CACHE"
 
 # One run at a time per cache (bounded wait).
 exec 9>"$CACHE/.build-images.lock"
@@ -59,6 +58,13 @@ mkdir -p "$dock/data" "$dock/exec"
 sock="$dock/docker.sock"
 pidfile="$dock/dockerd.pid"
 export DOCKER_HOST="unix://$sock"
+# dockerd leaves its exec root's netns/default bind mount (and, killed, overlay mounts) behind.
+unmount_leftovers() {
+  local m
+  for m in $(awk -v d="$dock/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" || true
+  done
+}
 # A dockerd of an earlier, killed run of this script (same pidfile, same data root): stop it.
 if [ -f "$pidfile" ]; then
   old=$(cat "$pidfile")
@@ -69,6 +75,7 @@ if [ -f "$pidfile" ]; then
   fi
   rm -f "$pidfile"
 fi
+unmount_leftovers
 dockerd_pid=""
 stop_dockerd() {
   [ -n "$dockerd_pid" ] || return 0
@@ -77,6 +84,7 @@ stop_dockerd() {
   if kill -0 "$dockerd_pid" 2>/dev/null; then kill -9 "$dockerd_pid" 2>/dev/null || true; fi
   wait "$dockerd_pid" 2>/dev/null || true
   dockerd_pid=""
+  unmount_leftovers
 }
 trap stop_dockerd EXIT
 trap 'exit 130' INT TERM
