@@ -34,7 +34,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from srl_runtime.config.experiment import API_VERSION, KIND, ExperimentSpec
+from srl_runtime.config.experiment import (
+    API_VERSION,
+    KIND,
+    URI_CREDENTIALS_PROBLEM,
+    URI_USERINFO_PATTERN,
+    ExperimentSpec,
+)
 
 GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "rlexperiments"
@@ -95,6 +101,7 @@ class ExperimentStatus(_StatusModel):
     env_frames: int | None = Field(None, description="Environment frames so far (from the name records).")
     train_steps: int | None = Field(None, description="Trainer steps so far (from the name records).")
     mean_return: float | None = Field(None, description="Recent mean episode return (from the name records).")
+    stop_reason: str | None = Field(None, description="Why training stopped, e.g. target_mean_return (from the name records).")
     observed_generation: int | None = Field(None, description="metadata.generation the status reflects.")
 
 
@@ -113,6 +120,14 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "rule": "!has(self.entryPoint) || self.entryPoint.contains(':')",
             "message": "entryPoint must look like 'module:Class'",
             "fieldPath": ".entryPoint",
+        },
+    ],
+    "MongoSpec": [
+        {
+            # The error names the field, never the value: the URI would carry the password.
+            "rule": f"!has(self.uri) || !self.uri.matches('{URI_USERINFO_PATTERN}')",
+            "message": URI_CREDENTIALS_PROBLEM,
+            "fieldPath": ".uri",
         },
     ],
     "ParameterDBSpec": [
@@ -398,6 +413,10 @@ def crd() -> dict[str, Any]:
                          "description": "Latest policy version"},
                         {"name": "FPS", "type": "number", "jsonPath": ".status.framesPerSecond",
                          "description": "Environment frames per second"},
+                        {"name": "MeanReturn", "type": "number", "jsonPath": ".status.meanReturn",
+                         "description": "Recent mean episode return"},
+                        {"name": "TrainSteps", "type": "integer", "jsonPath": ".status.trainSteps",
+                         "description": "Trainer steps so far"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],  # fmt: skip
                 }

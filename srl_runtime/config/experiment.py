@@ -7,6 +7,7 @@ Cluster-only fields (images, resources, scheduling, storage) are optional and ig
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -216,6 +217,7 @@ class WorkerRoleSpec(Model):
     tolerations: list[TolerationSpec] = Field(default_factory=list, description="Pod tolerations (cluster only).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the worker process.")
     volumes: list[VolumeSpec] = Field(default_factory=list, description="Extra volumes mounted into the worker pods (cluster only).")
+    restart_limit: int = Field(10, ge=0, description="Restarts allowed per worker of this role before the run fails (a Job's backoffLimit, counted per worker).")
 
 
 class ActorSpec(WorkerRoleSpec):
@@ -261,6 +263,18 @@ class EvaluationSpec(Model):
     episodes: int = Field(5, ge=1, description="Episodes per evaluation.")
     tag: str = Field("latest", description="Parameter DB tag to evaluate.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="Torch device for evaluation.")
+    restart_limit: int = Field(10, ge=0, description="Restarts allowed for the evaluation worker before the run fails (a Job's backoffLimit).")
+
+
+class FailurePolicySpec(Model):
+    """What crashing workers do to a run."""
+
+    backoff_seconds: float = Field(1.0, ge=0, description="Wait before a crashed worker's first restart; doubles with each further restart of it.")
+    max_backoff_seconds: float = Field(60.0, ge=0, description="Upper bound of the wait before a restart.")
+
+    def backoff(self, restarts: int) -> float:
+        """Seconds to wait before restarting a worker that was restarted `restarts` times already."""
+        return min(self.max_backoff_seconds, self.backoff_seconds * 2.0 ** min(restarts, 62))
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -289,13 +303,34 @@ class NameRecordsSpec(Model):
     keepalive_ttl: float = Field(10.0, gt=0, description="Seconds an entry lives without a keep-alive.")
 
 
+# A URI whose authority (before the first / ? #) holds an '@' carries userinfo (user:password@).
+# The same regex is the CEL rule of the CRD (crd_schema.CEL_RULES["MongoSpec"]).
+URI_USERINFO_PATTERN = r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#]*@"
+URI_CREDENTIALS_PROBLEM = (
+    "must not carry credentials (user:password@); put the URI in a Secret and set secretName/secretKey "
+    "(locally: $SRL_MONGO_URI)"
+)
+
+
 class MongoSpec(Model):
     """MongoDB connection for version metadata."""
 
-    uri: str | None = Field(None, description="mongodb:// URI (local runs and tests).")
+    uri: str | None = Field(
+        None,
+        description="mongodb:// URI without credentials (the document is stored in a ConfigMap); "
+        "a URI with user:password comes from secretName, or $SRL_MONGO_URI locally.",
+    )
     secret_name: str | None = Field(None, description="Kubernetes Secret holding the URI (cluster).")
     secret_key: str = Field("uri", description="Key of the URI inside that Secret.")
     database: str = Field("srl", description="Database name.")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_uri(self) -> MongoSpec:
+        # The message never repeats the URI: it would put the password into status, Events and logs.
+        if self.uri is not None and re.match(URI_USERINFO_PATTERN, self.uri):
+            raise ValueError(f"uri: {URI_CREDENTIALS_PROBLEM}")
+        return self
+
 
 
 class ParameterDBSpec(Model):
@@ -339,7 +374,9 @@ class ClusterSpec(Model):
     """Cluster-only settings; `srl run` ignores them."""
 
     image: str | None = Field(None, description="Runtime image (default: the operator's configured image).")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description="Worker image pull policy.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        None, description="Worker image pull policy (default: the operator's, the chart's runtimeImage.pullPolicy)."
+    )
     service_account_name: str | None = Field(None, description="ServiceAccount for worker pods.")
 
 
@@ -353,6 +390,7 @@ class ExperimentSpec(Model):
     policy_workers: PolicyWorkerSpec = Field(default_factory=PolicyWorkerSpec, description="Policy workers (0: inline inference).")
     trainers: TrainerSpec = Field(default_factory=TrainerSpec, description="Trainer workers.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation worker.")
+    failure_policy: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Restart backoff of crashed workers.")
     streams: StreamsSpec = Field(default_factory=StreamsSpec, description="Stream implementations.")
     name_records: NameRecordsSpec = Field(default_factory=NameRecordsSpec, description="Name record backend.")
     parameter_db: ParameterDBSpec = Field(default_factory=ParameterDBSpec, description="Parameter database.")

@@ -81,6 +81,12 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("seed-not-integer", _with("seed", "abc"), "spec.seed", "spec.seed"),
     (
+        "mongodb-uri-with-credentials",
+        _with("parameterDb", {"metadata": "mongodb", "mongodb": {"uri": "mongodb://srl:hunter2@mongo:27017/srl"}}),
+        "spec.parameterDb.mongodb.uri",
+        "spec.parameterDb.mongodb.uri",
+    ),
+    (
         "relative-mount-path",
         _with("actors.volumes", [{"name": "data", "mountPath": "data", "source": {"emptyDir": {}}}]),
         "spec.actors.volumes[0].mountPath",
