@@ -86,26 +86,34 @@ def test_centralised_critic_input_crosses_policy_workers(tmp_path: Path, streams
 def test_learner_trains_from_srl_run(tmp_path: Path, algorithm: dict, trainers: int, stat: str) -> None:
     path = experiment_file(
         tmp_path, CARTPOLE, algorithm=algorithm, trainers={"replicas": trainers},
-        actors={"replicas": trainers}, stop={"trainSteps": 6, "wallSeconds": 300, "targetMeanReturn": None},
+        actors={"replicas": trainers}, stop={"trainSteps": 100_000, "wallSeconds": 400, "targetMeanReturn": None},
     )  # fmt: skip
+    name = yaml.safe_load(path.read_text())["metadata"]["name"]
     run = SrlRun(tmp_path, path)
-    summary = run.wait(timeout=360)
-    assert summary["stop_reason"] == "train_steps", f"{summary}\n{run.log()}"
-    stats = _trainer_stats(run.run_dir, yaml.safe_load(path.read_text())["metadata"]["name"])
-    assert stat in stats and math.isfinite(stats[stat]), f"no finite {stat} in the trainer's last statistics: {stats}"
+    try:
+        # The trainer's progress record carries the statistics of its last step (read while it is alive).
+        state = run.wait_for(
+            lambda s: s["train_steps"] >= 6 and stat in _trainer_stats(run.run_dir, name), 360, f"6 train steps reporting {stat}"
+        )
+        stats = _trainer_stats(run.run_dir, name)
+    finally:
+        run.stop()
+    assert state["train_steps"] >= 6
+    assert math.isfinite(stats[stat]) and math.isfinite(stats["policy_loss"]), stats
     assert stats.get("aux_phases", 1.0) >= 1.0, stats
 
 
 def _trainer_stats(run_dir: Path, name: str) -> dict[str, float]:
-    """The statistics of the trainer's last step, from its final progress record."""
+    """The statistics of trainer 0's last step, from its progress record ({} before there is one)."""
     from srl_runtime.name_records import keys
     from srl_runtime.name_records.directory import DirectoryNameRecords
 
     nr = DirectoryNameRecords(run_dir / "name_records")
     try:
         progress = [json.loads(v) for v in nr.get_subtree(keys.progress_root(keys.experiment_root(name)))]
+    except Exception:  # noqa: BLE001 - the directory appears with the first worker
+        return {}
     finally:
         nr.close()
-    trainers = [p for p in progress if p.get("role") == "trainer"]
-    assert trainers, progress
-    return trainers[0]["stats"]
+    trainers = [p for p in progress if p.get("role") == "trainer" and p.get("index", 0) == 0]
+    return trainers[0].get("stats", {}) if trainers else {}
