@@ -169,7 +169,7 @@ def _reconcile_supporting(
     Redis (None when it uses another Redis, or its Secret holds no readable password)."""
     password = _redis_password(exp, kube, owner, events) if needs_redis(exp, cfg) else None
     desired: list[dict[str, Any]] = [isolation_policy(exp, cfg), experiment_configmap(exp)]
-    pvc = parameter_db_pvc(exp)
+    pvc = parameter_db_pvc(exp, cfg)
     if pvc is not None:
         desired.append(pvc)
     desired.extend(zmq_services(exp))

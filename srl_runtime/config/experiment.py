@@ -343,7 +343,9 @@ class ParameterDBSpec(Model):
     claim_name: str | None = Field(None, description="Use this existing PersistentVolumeClaim (cluster only).")
     storage_class: str | None = Field(None, description="StorageClass of the PVC the operator creates (cluster only).")
     size: str = Field("5Gi", description="Size of the PVC the operator creates (cluster only).")
-    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field("ReadWriteMany", description="PVC access mode (cluster only).")
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] | None = Field(
+        None, description="PVC access mode (cluster only; default: the operator's, the chart's parameterDbAccessMode)."
+    )
 
     @model_validator(mode="after")
     def _mongo_needs_settings(self) -> ParameterDBSpec:

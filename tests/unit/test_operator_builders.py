@@ -44,7 +44,7 @@ def test_configmap_holds_the_validated_document() -> None:
 
 
 def test_pvc_golden() -> None:
-    assert parameter_db_pvc(experiment(parameterDb={"size": "20Gi", "storageClass": "nfs"})) == {
+    assert parameter_db_pvc(experiment(parameterDb={"size": "20Gi", "storageClass": "nfs"}), CFG) == {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": "cp-params", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "params"}},
@@ -54,7 +54,7 @@ def test_pvc_golden() -> None:
             "storageClassName": "nfs",
         },
     }
-    assert parameter_db_pvc(experiment(parameterDb={"claimName": "mine"})) is None
+    assert parameter_db_pvc(experiment(parameterDb={"claimName": "mine"}), CFG) is None
 
 
 def test_redis_golden() -> None:
@@ -387,3 +387,11 @@ def test_pull_policy_comes_from_the_operator_unless_the_spec_sets_one() -> None:
     assert container["imagePullPolicy"] == "Never"
     pinned = worker_pod(experiment(cluster={"imagePullPolicy": "Always"}), "actor", 0, never)
     assert pinned["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+
+
+def test_claim_access_mode_comes_from_the_operator_unless_the_spec_sets_one() -> None:
+    """One-node clusters (kind's local-path) offer only ReadWriteOnce: a chart value, not an edit of every example."""
+    rwo = OperatorConfig(pvc_access_mode="ReadWriteOnce")
+    assert parameter_db_pvc(experiment(), rwo)["spec"]["accessModes"] == ["ReadWriteOnce"]  # type: ignore[index]
+    pinned = parameter_db_pvc(experiment(parameterDb={"accessMode": "ReadWriteMany"}), rwo)
+    assert pinned["spec"]["accessModes"] == ["ReadWriteMany"]  # type: ignore[index]
