@@ -132,6 +132,7 @@ def _own_cluster(tmp: Path) -> Iterator[E2ECluster]:
                 file=sys.stderr,
             )
             yield E2ECluster(cp.admin_kubeconfig, bin_dir, cp.workdir, images, node)
+        print(f"e2e node stopped; cleanup: {node.cleanup_report}", file=sys.stderr)
     except NodeError as exc:
         _fail(str(exc))
     finally:

@@ -231,6 +231,15 @@ def kill_pids(pids: list[int] | set[int], timeout: float = 10.0) -> None:
             return
 
 
+def container_ids_in_state(state: Path) -> set[str]:
+    """Container and sandbox IDs with a directory in containerd's state dir (tasks, CRI)."""
+    ids: set[str] = set()
+    for sub in ("io.containerd.runtime.v2.task/k8s.io", "io.containerd.grpc.v1.cri/sandboxes"):
+        with contextlib.suppress(OSError):
+            ids.update(d.name for d in (state / sub).iterdir())
+    return ids
+
+
 def _remove_created_dir(path: Path) -> None:
     """Remove a directory the node created (and the kubelet's device-manager socket, which the
     kubelet leaves behind) if nothing else is in it."""
@@ -268,10 +277,12 @@ class Record:
     host_if: str  # the veth's host end
     cgroup_root: str  # the kubelet's --cgroup-root
     containerd_socket: str  # shims carry it in `-address`: how we find them by PID
+    containerd_state: str  # its state dir: task and sandbox dirs name our container IDs
     cni_network: str  # CNI network name: /var/lib/cni/results/<name>-* are ours
     sysctls: dict[str, str]  # host values before the node started
     missing_paths: list[str] = field(default_factory=list)  # FIXED_PATHS absent before the start
     pids: list[int] = field(default_factory=list)  # processes we started (each its own group)
+    container_ids: list[str] = field(default_factory=list)  # containerd's, noted before removal
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,10 +332,13 @@ def cleanup(rec: Record, *, network: bool = True) -> list[str]:
     n = remove_symlinks_into(Path("/var/log/containers"), work)
     if n:
         did.append(f"removed {n} /var/log/containers links")
+    # libcni caches each ADD (ours and containerd's loopback network) until its DEL.
     results = Path("/var/lib/cni/results")
     if results.is_dir():
-        for f in results.glob(f"{rec.cni_network}-*"):
-            f.unlink(missing_ok=True)
+        ids = set(rec.container_ids) | container_ids_in_state(Path(rec.containerd_state))
+        for f in results.iterdir():
+            if f.name.startswith(f"{rec.cni_network}-") or any(f"-{i}-" in f.name for i in ids):
+                f.unlink(missing_ok=True)
     for p in rec.missing_paths:  # listed children first (FIXED_PATHS order)
         _remove_created_dir(Path(p))
     # 5. Sysctls.

@@ -138,6 +138,7 @@ class RealNode:
     cp: ControlPlane | None = field(default=None, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)  # phase -> seconds
     imported: dict[str, str] = field(default_factory=dict, init=False)  # ref -> cached/imported
+    cleanup_report: list[str] = field(default_factory=list, init=False)  # what stop() undid
     _procs: list[_Proc] = field(default_factory=list, init=False)
     _record: Record | None = field(default=None, init=False)
     _record_path: Path | None = field(default=None, init=False)
@@ -212,6 +213,7 @@ class RealNode:
             host_if=self.network.host_if,
             cgroup_root=self.cgroup_root,
             containerd_socket=str(self.socket),
+            containerd_state=str(self.containerd_state),
             cni_network=CNI_NETWORK,
             sysctls=sysctls,
             missing_paths=[p for p in FIXED_PATHS if not os.path.lexists(p)],
@@ -250,7 +252,8 @@ class RealNode:
         for p in self._procs:
             self._terminate(p)
         self._procs.clear()
-        return cleanup(self._record, network=False)
+        self.cleanup_report = cleanup(self._record, network=False)
+        return self.cleanup_report
 
     def release(self) -> None:
         """Remove the node's network (after the control plane stopped) and its run record."""
@@ -404,8 +407,12 @@ state = "{state}"
 """
 
     def _remove_containers(self) -> None:
-        """Kill and remove every container in containerd's k8s.io namespace."""
+        """Kill and remove every container in containerd's k8s.io namespace (their IDs go to the
+        run record first: cleanup removes their CNI cache entries)."""
         images = ContainerdImages(self.socket)
+        if self._record is not None and self._record_path is not None:
+            self._record.container_ids += images.ctr("containers", "ls", "-q").stdout.split()
+            self._record.save(self._record_path)
         tasks = [line.split()[0] for line in images.ctr("tasks", "ls").stdout.splitlines()[1:] if line.strip()]
         for task in tasks:
             with contextlib.suppress(Exception):
