@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from harness import REPO, E2ECluster, pod
+from harness import REPO, E2ECluster, OperatorRelease, pod
 
 RUNTIME_UID = 1000  # USER of images/runtime/Dockerfile
 
@@ -168,3 +168,20 @@ def test_pod_calls_the_api_server_with_its_serviceaccount_token(
         "pod_names": ["caller"],
         "secrets": 403,  # the token carries the ServiceAccount's RBAC, no more
     }
+
+
+def test_operator_runs_from_its_image_under_the_charts_serviceaccount(
+    e2e_cluster: E2ECluster, srl_operator: OperatorRelease
+) -> None:
+    ns = srl_operator.namespace
+    selector = f"app.kubernetes.io/instance={srl_operator.release}"
+    pods = e2e_cluster.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    op = pods[0]
+    accounts = e2e_cluster.kubectl_json("get", "serviceaccounts", "-n", ns, "-l", selector)["items"]
+    assert [a["metadata"]["name"] for a in accounts] == [op["spec"]["serviceAccountName"]]
+    status = op["status"]["containerStatuses"][0]
+    assert status["image"] == e2e_cluster.image("operator")
+    assert status["ready"] and status["restartCount"] == 0
+    logs = e2e_cluster.logs(ns, op["metadata"]["name"])
+    print(logs[-3000:])
