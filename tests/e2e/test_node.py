@@ -5,7 +5,10 @@ Each test looks where a user would: pod phase, `kubectl logs`."""
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
+import time
+import urllib.request
 
 from harness import REPO, E2ECluster, OperatorRelease, pod
 
@@ -183,5 +186,29 @@ def test_operator_runs_from_its_image_under_the_charts_serviceaccount(
     status = op["status"]["containerStatuses"][0]
     assert status["image"] == e2e_cluster.image("operator")
     assert status["ready"] and status["restartCount"] == 0
+    # Its liveness endpoint answers over the pod network (our node routes the pod subnet to the
+    # host; on an external cluster, through the API server's pod proxy).
+    port = op["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"]
+    if isinstance(port, str):
+        port = next(p["containerPort"] for p in op["spec"]["containers"][0]["ports"] if p["name"] == port)
+    # kopf serves it once its start-up (CRD watch established) is done: poll, bounded.
+    deadline, answer = time.monotonic() + 90, ""
+    while time.monotonic() < deadline:
+        try:
+            if e2e_cluster.node is not None:
+                url = f"http://{op['status']['podIP']}:{port}/healthz"
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    answer = str(resp.status)
+            else:
+                path = f"/api/v1/namespaces/{ns}/pods/{op['metadata']['name']}:{port}/proxy/healthz"
+                e2e_cluster.kubectl("get", "--raw", path)
+                answer = "200"
+            break
+        except (OSError, subprocess.CalledProcessError) as exc:
+            answer = repr(exc)
+            time.sleep(1)
+    assert answer == "200", answer
+    # It talks to the API server with the chart's RBAC: no request of its was refused.
     logs = e2e_cluster.logs(ns, op["metadata"]["name"])
-    print(logs[-3000:])
+    assert "Initial authentication has finished" in logs
+    assert not any(word in logs for word in ("Forbidden", "Unauthorized", "403", "401")), logs[-3000:]
