@@ -11,6 +11,7 @@ class OperatorConfig:
     """Knobs that are the operator's, not the experiment's."""
 
     runtime_image: str = "srl-runtime:latest"
+    runtime_image_pull_policy: str = "IfNotPresent"  # worker pods' pull policy unless the spec sets one
     redis_image: str = "redis:7.2-alpine"
     reconcile_interval: float = 10.0  # seconds between level-based reconciles of one experiment
     api_concurrency: int = 16  # parallel create/delete calls (1,000 actors must not take minutes)
@@ -25,6 +26,7 @@ class OperatorConfig:
         default = cls()
         return cls(
             runtime_image=env.get("SRL_RUNTIME_IMAGE", default.runtime_image),
+            runtime_image_pull_policy=env.get("SRL_RUNTIME_IMAGE_PULL_POLICY", default.runtime_image_pull_policy),
             redis_image=env.get("SRL_REDIS_IMAGE", default.redis_image),
             reconcile_interval=float(env.get("SRL_RECONCILE_INTERVAL", default.reconcile_interval)),
             api_concurrency=int(env.get("SRL_API_CONCURRENCY", default.api_concurrency)),

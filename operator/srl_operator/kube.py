@@ -66,12 +66,14 @@ class Kube:
         return json.loads(resp.data).get("items") or []
 
     def list_children(self, namespace: str, experiment: str) -> Children:
+        """Worker pods (role label present) and the other children (experiment label)."""
         selector = f"{naming.LABEL_EXPERIMENT}={experiment}"
-        return Children(**{
+        children = {
             field: self.list(kind, namespace, selector)
-            for field, kind in (("pods", "Pod"), ("services", "Service"), ("configmaps", "ConfigMap"),
+            for field, kind in (("services", "Service"), ("configmaps", "ConfigMap"),
                                 ("pvcs", "PersistentVolumeClaim"), ("deployments", "Deployment"))
-        })  # fmt: skip
+        }  # fmt: skip
+        return Children(pods=self.list("Pod", namespace, naming.worker_pods_selector(experiment)), **children)
 
     def create(self, obj: dict[str, Any]) -> bool:
         """Create `obj`; False when it already exists (a restarted or concurrent reconcile made it)."""

@@ -17,6 +17,7 @@ LABEL_ROLE = "srl.dev/role"
 LABEL_INDEX = "srl.dev/index"
 LABEL_COMPONENT = "srl.dev/component"  # redis, params, experiment, zmq — for non-pod children
 ANNOTATION_TEMPLATE_HASH = "srl.dev/template-hash"
+ANNOTATION_DOCUMENT_HASH = "srl.dev/document-hash"  # the experiment document the pod's worker reads
 MANAGED_BY = {"app.kubernetes.io/managed-by": "srl-operator", "app.kubernetes.io/part-of": "srl"}
 
 DNS_LABEL_MAX = 63
@@ -81,6 +82,15 @@ def pod_labels(experiment: str, role: Role, index: int) -> dict[str, str]:
         "app.kubernetes.io/instance": experiment,
         "app.kubernetes.io/component": role,
     }
+
+
+def worker_pods_selector(experiment: str) -> str:
+    """Selects every worker pod of an experiment and nothing else: pods that carry a role label.
+
+    The experiment label alone also matches pods the operator does not own directly (the Redis
+    Deployment's pods); the reconciler must never treat those as workers.
+    """
+    return f"{LABEL_EXPERIMENT}={experiment},{LABEL_ROLE}"
 
 
 def selector_string(labels: dict[str, str]) -> str:

@@ -56,7 +56,9 @@ def plan_pods(
                 plan.delete_failed.append(name)
             elif pod.template_hash != _hash_of(worker_pod(exp, role, index, cfg)):
                 plan.delete_stale.append(name)
-    extras = [p for p in observed if p.name not in wanted and not p.deleting]
+    # Only worker pods (those with a role) are ours to remove; a pod of the experiment without one
+    # belongs to another controller (the Redis Deployment's ReplicaSet).
+    extras = [p for p in observed if p.role is not None and p.name not in wanted and not p.deleting]
     extras.sort(key=lambda p: (p.role or "", -(p.index if p.index is not None else 1 << 30)))
     plan.delete_extra = [p.name for p in extras]
     return plan

@@ -27,7 +27,7 @@ from srl_operator.kube import Children, Kube
 from srl_operator.name_records import read_summary
 from srl_operator.observed import observe_pod
 from srl_operator.plan import PodPlan, plan_pods
-from srl_operator.status import Observation, experiment_status, invalid_spec_status
+from srl_operator.status import Observation, experiment_status, finished, invalid_spec_status
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.load import InvalidExperiment, parse_experiment
 
@@ -115,9 +115,7 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
 
     observed = [observe_pod(p) for p in children.pods]
-    trainers_done = sum(1 for p in observed if p.role == "trainer" and p.phase == "Succeeded")
-    finished = previous.get("phase") == "Succeeded" or trainers_done >= exp.spec.trainers.replicas > 0
-    plan = plan_pods(exp, observed, cfg, finished=finished)
+    plan = plan_pods(exp, observed, cfg, finished=finished(exp, observed, previous))
     api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(

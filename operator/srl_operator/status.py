@@ -26,6 +26,7 @@ SUMMARY_FIELDS: dict[str, tuple[str, type]] = {
     "train_steps": ("trainSteps", int),
     "mean_return": ("meanReturn", float),
 }
+STOP_REASON_KEY, STOP_REASON_FIELD = "stop_reason", "stopReason"
 
 
 @dataclass
@@ -62,6 +63,17 @@ def _number(value: Any, kind: type) -> int | float | None:
     ):
         return None
     return kind(value)
+
+
+def finished(exp: RLExperiment, pods: list[ObservedPod], previous: dict[str, Any]) -> bool:
+    """Succeeded: once every desired trainer pod exited 0 (and for good: it sticks).
+
+    A pod being deleted is not a finished trainer, whatever its phase says on the way out.
+    """
+    if previous.get("phase") == "Succeeded":
+        return True
+    done = sum(1 for p in pods if p.role == "trainer" and p.phase == "Succeeded" and not p.deleting)
+    return done >= exp.spec.trainers.replicas > 0
 
 
 def invalid_spec_status(previous: dict[str, Any], message: str, now: str, generation: int | None) -> dict[str, Any]:
@@ -103,11 +115,7 @@ def experiment_status(
                     problems.append(f"{p.name}: {reason}")
     status["actorsReady"] = f"{role_counts['actor'][0]}/{role_counts['actor'][1]}"
 
-    trainers = [p for p in obs.pods if p.role == "trainer"]
-    trainers_desired = exp.spec.trainers.replicas
-    succeeded = previous.get("phase") == "Succeeded" or (
-        len([p for p in trainers if p.phase == "Succeeded"]) >= trainers_desired > 0
-    )
+    succeeded = finished(exp, obs.pods, previous)
     all_ready = all(r >= d for r, d in role_counts.values())
     trainers_ready = role_counts["trainer"][0] >= role_counts["trainer"][1] > 0
     actors_ok = role_counts["actor"][1] == 0 or role_counts["actor"][0] >= 1
@@ -127,6 +135,12 @@ def experiment_status(
             value = previous.get(field_name)  # keep the last known value
         if value is not None:
             status[field_name] = value
+
+    reason = (obs.summary or {}).get(STOP_REASON_KEY)
+    if isinstance(reason, str) and reason:
+        status[STOP_REASON_FIELD] = reason[:256]
+    elif previous.get(STOP_REASON_FIELD):
+        status[STOP_REASON_FIELD] = previous[STOP_REASON_FIELD]
 
     prev_conditions = previous.get("conditions") or []
     summary_text = ", ".join(f"{ROLE_STATUS_FIELD[r]} {rd}/{d}" for r, (rd, d) in role_counts.items() if d)
@@ -150,7 +164,9 @@ def experiment_status(
         _condition(prev_conditions, "WorkersReady", *ready_cond, now, generation),
         _condition(prev_conditions, "NameRecordsReachable", *nr_cond, now, generation),
         _condition(
-            prev_conditions, "Complete", succeeded, "TrainersSucceeded" if succeeded else "Training", "", now, generation
+            prev_conditions, "Complete", succeeded, "TrainersSucceeded" if succeeded else "Training",
+            f"stopped: {status[STOP_REASON_FIELD]}" if succeeded and status.get(STOP_REASON_FIELD) else "",
+            now, generation,
         ),
     ]
     status["conditions"] = conditions

@@ -95,6 +95,7 @@ class ExperimentStatus(_StatusModel):
     env_frames: int | None = Field(None, description="Environment frames so far (from the name records).")
     train_steps: int | None = Field(None, description="Trainer steps so far (from the name records).")
     mean_return: float | None = Field(None, description="Recent mean episode return (from the name records).")
+    stop_reason: str | None = Field(None, description="Why training stopped, e.g. target_mean_return (from the name records).")
     observed_generation: int | None = Field(None, description="metadata.generation the status reflects.")
 
 
@@ -365,6 +366,10 @@ def crd() -> dict[str, Any]:
                          "description": "Latest policy version"},
                         {"name": "FPS", "type": "number", "jsonPath": ".status.framesPerSecond",
                          "description": "Environment frames per second"},
+                        {"name": "MeanReturn", "type": "number", "jsonPath": ".status.meanReturn",
+                         "description": "Recent mean episode return"},
+                        {"name": "TrainSteps", "type": "integer", "jsonPath": ".status.trainSteps",
+                         "description": "Trainer steps so far"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],  # fmt: skip
                 }

@@ -271,7 +271,9 @@ class ClusterSpec(Model):
     """Cluster-only settings; `srl run` ignores them."""
 
     image: str | None = Field(None, description="Runtime image (default: the operator's configured image).")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description="Worker image pull policy.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        None, description="Worker image pull policy (default: the operator's, the chart's runtimeImage.pullPolicy)."
+    )
     service_account_name: str | None = Field(None, description="ServiceAccount for worker pods.")
 
 

@@ -41,7 +41,8 @@ class PolicyWorker(Worker):
             make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.policy, self.spec.pull_interval
         )
         self.server = make_inference_server(
-            inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host
+            inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
+            **(self.ctx.tcp_endpoint(self.ctx.ports.inference) if inference_kind(spec) == "zmq" else {}),
         )
         self.params.maybe_pull()
         self.batch_sizes: list[int] = []

@@ -56,7 +56,8 @@ class TrainerWorker(Worker):
             from srl_runtime.workers.trainer_group import TrainerGroup
 
             self.group = TrainerGroup(
-                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device
+                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device,
+                port=self.ctx.ports.peers, advertise=self.ctx.advertise_host,
             )
             self.group.broadcast_parameters(self.policy.module)
             self.learner.grad_sync = self.group.average_gradients
@@ -65,7 +66,7 @@ class TrainerWorker(Worker):
         kind = sample_kind(spec)
         self.consumer = make_sample_consumer(
             kind, self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
-            **({"hwm": spec.streams.sample_queue} if kind == "zmq" else {}),
+            **({"hwm": spec.streams.sample_queue, **self.ctx.tcp_endpoint(self.ctx.ports.sample)} if kind == "zmq" else {}),
         )
 
     def _resume(self) -> None:
@@ -142,6 +143,10 @@ class TrainerWorker(Worker):
         if getattr(self, "learner", None) is not None and self.ctx.index == 0 and self.learner.train_steps > 0:
             try:
                 self._push(checkpoint=True)
+                log.info(
+                    "trainer %d: checkpoint at version %d (train step %d) on exit (%s)",
+                    self.ctx.index, self.version, self.learner.train_steps, self.exit_reason,
+                )
             except Exception as err:  # noqa: BLE001 - report, the previous checkpoint stays valid
                 log.warning("final checkpoint failed: %s", err)
         consumer = getattr(self, "consumer", None)

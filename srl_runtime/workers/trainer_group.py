@@ -34,13 +34,15 @@ class TrainerGroup:
         host: str,
         device: str,
         timeout_seconds: float = 300.0,
+        port: int = 0,
+        advertise: str | None = None,
     ) -> None:
         self.rank = rank
         self.world_size = world_size
         self.backend = "nccl" if device == "cuda" else "gloo"
         key = f"{keys.trainer_peers(root)}/0"
         if rank == 0:
-            address = f"{host}:{_free_port(host)}"
+            address = f"{advertise or host}:{port or _free_port(host)}"
             name_records.add(key, address, keepalive_ttl=10.0, replace=True)
         else:
             log.info("trainer %d: waiting for trainer 0 under %s", rank, key)

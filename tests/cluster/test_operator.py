@@ -146,6 +146,36 @@ def test_deleted_pod_is_recreated(control_plane: ControlPlane, operator: Operato
                what="trainer recreated")  # fmt: skip
 
 
+def test_redis_pod_is_never_deleted_by_the_reconciler(
+    control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
+) -> None:
+    """The Redis Deployment's pod carries the experiment label but no role: reconciles must leave it.
+
+    Regression: the worker-pod listing matched it and every reconcile deleted it as an extra.
+    """
+    cp, ns, name = control_plane, operator_namespace, "keepredis"
+    apply_experiment(cp, ns, experiment_doc(name))
+    wait_running(cp, ns, name, operator)
+    selector = f"srl.dev/experiment={name},srl.dev/component=redis"
+
+    def redis_pods() -> list[dict[str, Any]]:
+        return [p for p in cp.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
+                if (p.get("status") or {}).get("phase") == "Running"]  # fmt: skip
+
+    first = eventually(redis_pods, 60, what="the Redis pod Running")
+    uids = sorted(p["metadata"]["uid"] for p in first)
+    # Several reconcile intervals (the operator here reconciles every 2 s) with the experiment Running.
+    tick = f"[{ns}/{name}] Timer 'on_timer' succeeded"
+    before = operator.log.read_text(errors="replace").count(tick)
+    eventually(lambda: operator.log.read_text(errors="replace").count(tick) >= before + 4 or None, 60,
+               what=f"four more timer reconciles of {name} (log line {tick!r})")  # fmt: skip
+    now = cp.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
+    assert sorted(p["metadata"]["uid"] for p in now) == uids, dump(cp, ns, name, operator)
+    assert all(not p["metadata"].get("deletionTimestamp") for p in now), now
+    scaled = [e["message"] for e in events_for(cp, ns, name) if e["reason"] == "ScaledDown"]
+    assert not scaled, scaled
+
+
 def test_actors_scale_4_8_2_via_spec_and_scale_subresource(
     control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from srl_operator.builders.configmap import experiment_configmap
+from srl_operator.builders.configmap import experiment_configmap, running_document_hash
 from srl_operator.builders.pods import desired_replicas, resources, worker_pod
 from srl_operator.builders.pvc import parameter_db_pvc
 from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
@@ -137,6 +137,16 @@ def test_zmq_services_golden() -> None:
     assert with_policy[0]["spec"]["ports"][0] == {"name": "inference", "port": 7100, "targetPort": 7100, "protocol": "TCP"}
 
 
+def test_spec_edits_roll_workers_but_scaling_and_suspend_do_not() -> None:
+    """Pods carry the document they read; only live fields (actors.replicas, suspend) leave it alone."""
+    base = experiment(actors={"replicas": 2})
+    hash_of = lambda e: worker_pod(e, "trainer", 0, CFG)["metadata"]["annotations"]["srl.dev/template-hash"]  # noqa: E731
+    assert hash_of(experiment(actors={"replicas": 9})) == hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, suspend=True)) == hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, algorithm={"ppo": {"learningRate": 0.01}})) != hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, stop={"trainSteps": 7})) != hash_of(base)
+
+
 def test_actor_pod_golden() -> None:
     exp = experiment(
         actors={
@@ -166,7 +176,7 @@ def test_actor_pod_golden() -> None:
                 "app.kubernetes.io/instance": "cp",
                 "app.kubernetes.io/component": "actor",
             },
-            "annotations": {"srl.dev/template-hash": hash_},
+            "annotations": {"srl.dev/document-hash": running_document_hash(exp), "srl.dev/template-hash": hash_},
         },
         "spec": {
             "restartPolicy": "Never",
@@ -297,3 +307,12 @@ def test_kopf_command_line_from_environment() -> None:
     assert kopf_argv({"SRL_WATCH_NAMESPACES": "a, b", "SRL_LIVENESS_PORT": ""}, ["--verbose"]) == [
         *base, "--namespace", "a", "--namespace", "b", "--verbose",
     ]  # fmt: skip
+
+
+def test_pull_policy_comes_from_the_operator_unless_the_spec_sets_one() -> None:
+    """The examples name no pull policy: the chart's runtimeImage.pullPolicy decides (kind, air-gapped)."""
+    never = OperatorConfig(runtime_image_pull_policy="Never")
+    container = worker_pod(experiment(), "actor", 0, never)["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "Never"
+    pinned = worker_pod(experiment(cluster={"imagePullPolicy": "Always"}), "actor", 0, never)
+    assert pinned["spec"]["containers"][0]["imagePullPolicy"] == "Always"

@@ -107,6 +107,14 @@ def test_unknown_pods_of_the_experiment_are_removed() -> None:
     assert plan.delete_extra == ["cp-actor-x"]
 
 
+def test_pods_without_a_role_are_never_deleted() -> None:
+    """The Redis Deployment's pod carries the experiment label but no role: not a worker, not ours."""
+    exp = experiment()
+    redis_pod = ObservedPod("cp-redis-7d9f-abcde", None, None, "Running", True, False, None)
+    plan = plan_pods(exp, [running(exp, "actor", 0), running(exp, "trainer", 0), redis_pod], CFG)
+    assert plan.empty, plan
+
+
 # --------------------------------------------------------------------------- status
 
 
@@ -133,6 +141,23 @@ def test_succeeded_when_trainers_exit_zero_and_it_sticks() -> None:
     assert status["phase"] == "Succeeded"
     assert next(c for c in status["conditions"] if c["type"] == "Complete")["status"] == "True"
     assert experiment_status(exp, Observation(pods=[]), status, NOW, 1)["phase"] == "Succeeded"
+
+
+def test_a_trainer_pod_being_deleted_is_not_a_finished_trainer() -> None:
+    """A graceful delete (SIGTERM) must never read as the trainer finishing the experiment."""
+    exp = experiment()
+    leaving = running(exp, "trainer", 0, phase="Succeeded", ready=False, deletionTimestamp="2025-01-01T00:00:00Z")
+    st = experiment_status(exp, Observation(pods=[running(exp, "actor", 0), leaving]), {}, NOW, 1)
+    assert st["phase"] != "Succeeded", st
+
+
+def test_stop_reason_in_status_and_complete_condition() -> None:
+    exp = experiment()
+    pods = [running(exp, "actor", 0), running(exp, "trainer", 0, phase="Succeeded", ready=False)]
+    st = experiment_status(exp, Observation(pods=pods, summary={"stop_reason": "target_mean_return"}), {}, NOW, 1)
+    assert st["phase"] == "Succeeded" and st["stopReason"] == "target_mean_return"
+    complete = next(c for c in st["conditions"] if c["type"] == "Complete")
+    assert complete["status"] == "True" and "target_mean_return" in complete["message"], complete
 
 
 def test_suspended_phase() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import yaml
@@ -24,6 +25,19 @@ def experiment_document(exp: RLExperiment) -> str:
         "spec": exp.spec.model_dump(mode="json", by_alias=True),  # nulls kept: null != default
     }
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def running_document_hash(exp: RLExperiment) -> str:
+    """Hash of the document a running worker depends on: every field except those the operator
+    applies live without restarting workers (`actors.replicas`: the scale subresource; `suspend`).
+
+    Worker pods carry it in their template, so any other spec edit rolls the workers and no pod keeps
+    running on an older document than the one its replacement would read.
+    """
+    live = exp.model_copy(deep=True)
+    live.spec.actors.replicas = 0
+    live.spec.suspend = False
+    return hashlib.sha256(experiment_document(live).encode()).hexdigest()[:16]
 
 
 def experiment_configmap(exp: RLExperiment) -> dict[str, Any]:
