@@ -6,7 +6,10 @@ Two ways to get a cluster (fixture `e2e_cluster`, one per session):
     scripts/install-e2e-tools.sh, images from scripts/build-images.sh (both run here; cached runs
     only check stamps; SRL_E2E_NO_INSTALL=1 runs neither).
   - any cluster named by SRL_E2E_KUBECONFIG (or KUBECONFIG): kind, for instance, with the images
-    loaded by `kind load docker-image <ref>` for each ref in the image manifest; no node is started.
+    of images/e2e-images.json loaded (`kind load image-archive <tar>`); no node is started.
+Fixtures: e2e_cluster (harness.E2ECluster), e2e_images (name -> ref), e2e_node (RealNode or None),
+namespace (fresh per test); the experiment fixtures (srl_operator, srl_namespace, volumes,
+ferretdb) are in srl_fixtures.py.
 A machine that lacks what the node needs is a failure that names it (not a skip).
 After the session the host is compared with its state before: a sysctl, iptables chain, path,
 link or mount that the node left behind fails the session.
@@ -29,17 +32,16 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "cluster"))  # controlplane, kube_pki, kubeclient
 
-from harness import REPO, E2ECluster, OperatorRelease, split_ref  # noqa: E402
+from harness import REPO, E2ECluster  # noqa: E402
 from hostguard import HostSnapshot  # noqa: E402
 from node import NodeError, RealNode, missing_prerequisites  # noqa: E402
 from node import e2e_cluster as start_node_cluster  # noqa: E402
-from node_images import load_manifest, manifest_path  # noqa: E402
+from srl_fixtures import ferretdb, srl_namespace, srl_operator, volumes  # noqa: E402, F401
+
+from images import REFS, built_images  # noqa: E402
 
 INSTALL_TOOLS = REPO / "scripts" / "install-e2e-tools.sh"
 BUILD_IMAGES = REPO / "scripts" / "build-images.sh"
-CHART = REPO / "charts" / "srl-operator"
-OPERATOR_NAMESPACE = "srl-system"
-OPERATOR_RELEASE = "srl"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,13 +74,6 @@ def _run_script(script: Path, what: str) -> None:
     print(f"{script.name}: {time.monotonic() - start:.0f}s", file=sys.stderr)
 
 
-def _images() -> dict[str, str]:
-    images = {image.name: image.ref for image in load_manifest()}
-    if not images:
-        _fail(f"no image manifest at {manifest_path()}: run scripts/build-images.sh")
-    return images
-
-
 def _client_bin_dir(tmp: Path) -> Path:
     """kubectl + helm in one folder: ours if built, else those on PATH."""
     ours = _cache_dir() / "bin"
@@ -103,7 +98,7 @@ def e2e_cluster() -> Iterator[E2ECluster]:
         if external is not None:
             if not external.exists():
                 _fail(f"kubeconfig {external} (SRL_E2E_KUBECONFIG / KUBECONFIG) does not exist")
-            yield E2ECluster(external, _client_bin_dir(tmp), tmp, _images())
+            yield E2ECluster(external, _client_bin_dir(tmp), tmp, dict(REFS))
             return
         yield from _own_cluster(tmp)
 
@@ -117,21 +112,24 @@ def _own_cluster(tmp: Path) -> Iterator[E2ECluster]:
     missing = missing_prerequisites(bin_dir, RealNode(tmp, bin_dir).state_root)
     if missing:
         _fail("the e2e node cannot run on this machine; missing:\n  - " + "\n  - ".join(missing))
-    images = _images()
+    try:
+        tarballs = built_images()
+    except FileNotFoundError as exc:
+        _fail(str(exc))
     before = HostSnapshot.take()
     # SIGTERM (a CI timeout, a Ctrl-\ of a wrapper) must still run the teardown below.
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     host_if = ""
     try:
         start = time.monotonic()
-        with start_node_cluster(tmp, bin_dir, images=load_manifest()) as (cp, node):
+        with start_node_cluster(tmp, bin_dir, images=tarballs) as (cp, node):
             host_if = node.network.host_if
             print(
                 f"e2e node up in {time.monotonic() - start:.1f}s: {node.timings}; "
                 f"images {node.imported}",
                 file=sys.stderr,
             )
-            yield E2ECluster(cp.admin_kubeconfig, bin_dir, cp.workdir, images, node)
+            yield E2ECluster(cp.admin_kubeconfig, bin_dir, cp.workdir, dict(REFS), node)
         print(f"e2e node stopped; cleanup: {node.cleanup_report}", file=sys.stderr)
     except NodeError as exc:
         _fail(str(exc))
@@ -155,32 +153,12 @@ def namespace(e2e_cluster: E2ECluster, request: pytest.FixtureRequest) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def srl_operator(e2e_cluster: E2ECluster) -> Iterator[OperatorRelease]:
-    """The operator as a pod from its image, under the chart's ServiceAccount, watching every
-    namespace; worker and Redis images from the manifest through chart values."""
-    op_repo, op_tag = split_ref(e2e_cluster.image("operator"))
-    rt_repo, rt_tag = split_ref(e2e_cluster.image("runtime"))
-    values = {
-        "image.repository": op_repo,
-        "image.tag": op_tag,
-        # Images are loaded, never pulled: a missing one fails at once (ErrImageNeverPull).
-        "image.pullPolicy": "Never",
-        "runtimeImage.repository": rt_repo,
-        "runtimeImage.tag": rt_tag,
-        "redisImage": e2e_cluster.image("redis"),
-        "scope": "cluster",
-    }
-    args = [f"{k}={v}" for k, v in values.items()]
-    e2e_cluster.helm(
-        "upgrade", "--install", OPERATOR_RELEASE, str(CHART),
-        "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-        *[x for a in args for x in ("--set", a)],
-        "--wait", "--timeout", "5m",
-    )  # fmt: skip
-    deployment = e2e_cluster.kubectl(
-        "get", "deployment", "-n", OPERATOR_NAMESPACE,
-        "-l", f"app.kubernetes.io/instance={OPERATOR_RELEASE}",
-        "-o", "jsonpath={.items[0].metadata.name}",
-    ).stdout  # fmt: skip
-    yield OperatorRelease(OPERATOR_NAMESPACE, OPERATOR_RELEASE, deployment)
-    e2e_cluster.helm("uninstall", OPERATOR_RELEASE, "--namespace", OPERATOR_NAMESPACE, check=False)
+def e2e_images(e2e_cluster: E2ECluster) -> dict[str, str]:
+    """Image name (runtime, operator, redis, ferretdb) -> the ref pods use."""
+    return e2e_cluster.images
+
+
+@pytest.fixture(scope="session")
+def e2e_node(e2e_cluster: E2ECluster) -> RealNode | None:
+    """Our node (None on an external cluster)."""
+    return e2e_cluster.node

@@ -13,17 +13,10 @@ from pathlib import Path
 
 from kubeclient import KubectlMixin
 from node import RealNode
-from node_images import ImageError, manifest_path
+
+from images import REFS
 
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """"srl.local/srl-runtime:e2e" -> ("srl.local/srl-runtime", "e2e") (a registry port is no tag)."""
-    repo, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        return ref, "latest"
-    return repo, tag
 
 
 @dataclass
@@ -33,13 +26,13 @@ class E2ECluster(KubectlMixin):
     admin_kubeconfig: Path  # cluster-admin credentials
     bin_dir: Path  # kubectl and helm
     workdir: Path  # scratch (helm homes, generated kubeconfigs)
-    images: dict[str, str]  # image name in the manifest (runtime, operator, redis, ...) -> ref
+    images: dict[str, str]  # image name (runtime, operator, redis, ferretdb) -> ref pods use
     node: RealNode | None = None  # our node; None on an external cluster
     namespaces: list[str] = field(default_factory=list)  # created by `new_namespace`
 
     def image(self, name: str) -> str:
         if name not in self.images:
-            raise ImageError(f"no image {name!r} in {manifest_path()} (have: {', '.join(self.images)})")
+            raise KeyError(f"no image {name!r} in images/e2e-images.json (have: {', '.join(REFS)})")
         return self.images[name]
 
     def new_namespace(self, hint: str) -> str:
@@ -64,15 +57,6 @@ class E2ECluster(KubectlMixin):
 
     def logs(self, namespace: str, name: str, *args: str) -> str:
         return self.kubectl("logs", "-n", namespace, name, *args).stdout
-
-
-@dataclass(frozen=True)
-class OperatorRelease:
-    """The operator installed by `helm install charts/srl-operator`."""
-
-    namespace: str  # release namespace (the operator pod runs here)
-    release: str  # helm release name
-    deployment: str  # the operator Deployment
 
 
 def pod(

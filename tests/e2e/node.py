@@ -52,7 +52,9 @@ from hostguard import (
     read_sysctls,
 )
 from hostnet import BRIDGE, NodeNetwork
-from node_images import ContainerdImages, Image, e2e_cache, load_manifest, pause_image
+from node_images import ContainerdImages, ImageTarball, pause_image
+
+from images import build_images, built_images
 
 NODE_NAME = "srl-e2e-node"
 CLUSTER_DOMAIN = "cluster.local"
@@ -130,7 +132,7 @@ class RealNode:
     bin_dir: Path  # kubelet, kube-proxy, coredns ($SRL_CACHE/bin)
     images_dir: Path | None = None  # the pause image ($SRL_CACHE/images); default: beside bin_dir
     state_root: Path | None = None  # containerd root + run records; default $SRL_E2E_CACHE/node
-    images: list[Image] | None = None  # default: the images helper's manifest
+    images: list[ImageTarball] | None = None  # default: images.built_images() (the manifest)
     name: str = NODE_NAME
     volumes: int = 16  # local PVs created at start (add_volumes() makes more)
     startup_timeout: float = 180.0
@@ -149,7 +151,7 @@ class RealNode:
         self.workdir = Path(self.workdir)
         self.bin_dir = Path(self.bin_dir)
         self.images_dir = Path(self.images_dir or self.bin_dir.parent / "images")
-        self.state_root = Path(self.state_root or e2e_cache() / "node")
+        self.state_root = Path(self.state_root or build_images.cache_dir() / "node")
         self.network = NodeNetwork(self.workdir / "net")
         self.dir = self.workdir / "node"
         self.logs = self.dir / "logs"
@@ -427,7 +429,7 @@ state = "{state}"
 
     def _import_images(self) -> None:
         assert self.images_dir is not None
-        wanted = [pause_image(self.images_dir), *(load_manifest() if self.images is None else self.images)]
+        wanted = [pause_image(self.images_dir), *(built_images() if self.images is None else self.images)]
         self.imported = ContainerdImages(self.socket).ensure(wanted)
 
     def _start_kubelet(self) -> None:
@@ -710,7 +712,7 @@ state = "{state}"
 
 @contextlib.contextmanager
 def e2e_cluster(
-    workdir: Path, bin_dir: Path, *, images: list[Image] | None = None
+    workdir: Path, bin_dir: Path, *, images: list[ImageTarball] | None = None
 ) -> Iterator[tuple[ControlPlane, RealNode]]:
     """A control plane (no kwok) and one real node, Ready; everything undone on exit."""
     node = RealNode(Path(workdir), Path(bin_dir), images=images)
