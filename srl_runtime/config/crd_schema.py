@@ -34,7 +34,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from srl_runtime.config.experiment import API_VERSION, KIND, ExperimentSpec
+from srl_runtime.config.experiment import (
+    API_VERSION,
+    KIND,
+    URI_CREDENTIALS_PROBLEM,
+    URI_USERINFO_PATTERN,
+    ExperimentSpec,
+)
 
 GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "rlexperiments"
@@ -116,11 +122,41 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".entryPoint",
         },
     ],
+    "MongoSpec": [
+        {
+            # The error names the field, never the value: the URI would carry the password.
+            "rule": f"!has(self.uri) || !self.uri.matches('{URI_USERINFO_PATTERN}')",
+            "message": URI_CREDENTIALS_PROBLEM,
+            "fieldPath": ".uri",
+        },
+    ],
     "ParameterDBSpec": [
         {
             "rule": "!has(self.metadata) || self.metadata != 'mongodb' || has(self.mongodb)",
             "message": "metadata: mongodb needs a mongodb block",
             "fieldPath": ".mongodb",
+        },
+    ],
+    "PolicySpec": [
+        {
+            "rule": "!has(self.centralizedValue) || !self.centralizedValue || ((!has(self.encoder) || self.encoder == 'mlp')"
+            " && !(has(self.sharedEncoder) && self.sharedEncoder) && !has(self.rnn))",
+            "message": "needs a separate MLP critic (encoder mlp, sharedEncoder false, no rnn)",
+            "fieldPath": ".centralizedValue",
+        },
+    ],
+    "PPOSpec": [
+        {
+            "rule": "!(has(self.popart) && self.popart && has(self.normalizeReturns) && self.normalizeReturns)",
+            "message": "cannot be combined with popart (PopArt normalises the targets itself)",
+            "fieldPath": ".normalizeReturns",
+        },
+    ],
+    "AlgorithmSpec": [
+        {
+            "rule": "!has(self.ppg) || !has(self.impala)",
+            "message": "cannot be combined with ppg",
+            "fieldPath": ".impala",
         },
     ],
     "StopSpec": [
@@ -152,6 +188,17 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             " <= (has(self.actors.envsPerSlot) ? self.actors.envsPerSlot : 8)",
             "message": "must be <= envsPerSlot",
             "fieldPath": ".actors.inferenceSplits",
+        },
+        {
+            "rule": "!has(self.algorithm) || !has(self.algorithm.ppg) || !has(self.policy) || !has(self.policy.rnn)",
+            "message": "needs a feed-forward policy (policy.rnn unset)",
+            "fieldPath": ".algorithm.ppg",
+        },
+        {
+            "rule": "!has(self.policy) || !has(self.policy.centralizedValue) || !self.policy.centralizedValue"
+            " || has(self.environment.entryPoint)",
+            "message": "needs a multi-agent srl Environment (environment.entryPoint)",
+            "fieldPath": ".policy.centralizedValue",
         },
     ],
 }

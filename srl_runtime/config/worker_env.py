@@ -11,6 +11,7 @@ POD_IP = "SRL_POD_IP"  # the address this worker binds (and advertises, unless A
 ADVERTISE_HOST = "SRL_ADVERTISE_HOST"  # the name peers connect to (a pod's <pod>.<service>.<ns>.svc)
 RUN_DIR = "SRL_RUN_DIR"  # scratch/run directory (defaults to the parameter DB's parent)
 NAME_RECORDS_REDIS = "SRL_NAME_RECORDS_REDIS"  # host:port of the name-record Redis
+NAME_RECORDS_REDIS_PASSWORD = "SRL_NAME_RECORDS_REDIS_PASSWORD"  # its password (from a Secret); unset: none
 PARAM_DB_PATH = "SRL_PARAM_DB_PATH"  # the shared parameter-DB directory (the PVC mount)
 MONGO_URI = "SRL_MONGO_URI"  # MongoDB URI for version metadata (from a Secret)
 METRICS_PORT = "SRL_METRICS_PORT"  # Prometheus metrics HTTP port (0: off)

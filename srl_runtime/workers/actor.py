@@ -35,6 +35,7 @@ class _Slot:
         self.envs = envs
         self.obs = obs
         self.rnn_state = rnn_state
+        self.critic_obs: np.ndarray | None = envs.critic_obs()  # a centralised critic's input (multi-agent)
         self.requests: list[tuple[int, slice]] = []
         self.buffer: TrajectoryBuffer | None = None
         self.episodes: EpisodeBuffer | None = None
@@ -62,10 +63,14 @@ class ActorWorker(Worker):
             self.slots.append(_Slot(envs, envs.reset(), np.zeros((0,), np.float32)))
         first = self.slots[0].envs
         self.rows = first.rows
+        self.centralized = spec.policy.centralized_value
 
         kind = inference_kind(spec)
         if kind == "inline":
-            self.inline_policy = Policy(first.observation_space, first.action_space, spec.policy, device=spec.actors.device)
+            self.inline_policy = Policy(
+                first.observation_space, first.action_space, spec.policy, device=spec.actors.device,
+                critic_obs_space=first.critic_obs_space,
+            )  # fmt: skip
             self.params = ParameterFollower(
                 make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.inline_policy, spec.actors.param_pull_interval
             )
@@ -75,9 +80,12 @@ class ActorWorker(Worker):
         else:
             self.client = make_inference_client(kind, self.ctx.name_records, self.ctx.root)
             # A local shape probe: the recurrent state size and dtypes come from the same network code.
-            probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu")
+            probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu", critic_obs_space=first.critic_obs_space)
         self.recurrent = probe.recurrent
-        example = probe.rollout(self.slots[0].obs[:1], probe.initial_rnn_state(1))
+        slot0 = self.slots[0]
+        example = probe.rollout(
+            slot0.obs[:1], probe.initial_rnn_state(1), critic_obs=slot0.critic_obs[:1] if self.centralized else None
+        )
         kind = sample_kind(spec)
         queue = spec.streams.sample_queue
         self.producer = make_sample_producer(
@@ -99,6 +107,8 @@ class ActorWorker(Worker):
         }
         if self.recurrent:
             fields["rnn_state"] = ((rows, probe.rnn_state_size), np.dtype(np.float32))
+        if self.centralized:
+            fields["critic_obs"] = ((rows, *slot0.critic_obs.shape[1:]), np.dtype(np.float32))
         for slot in self.slots:
             slot.rnn_state = probe.initial_rnn_state(rows)
             if self.spec.full_trajectory:
@@ -116,6 +126,8 @@ class ActorWorker(Worker):
             arrays = {"obs": slot.obs[part]}
             if self.recurrent:
                 arrays["rnn_state"] = slot.rnn_state[part]
+            if self.centralized:
+                arrays["critic_obs"] = slot.critic_obs[part]
             slot.requests.append((self.client.post_request(arrays), part))
 
     def _wait(self, request_id: int) -> dict[str, np.ndarray] | None:
@@ -179,6 +191,9 @@ class ActorWorker(Worker):
                 new_state = result["rnn_state"]
                 new_state[done] = 0.0  # a new episode starts from a zero state
                 slot.rnn_state = new_state
+            if self.centralized:
+                row["critic_obs"] = slot.critic_obs
+                slot.critic_obs = slot.envs.critic_obs()
             slot.obs = step.obs
             sent += self._record(slot, row, done)
             if self.stop_requested:

@@ -35,7 +35,9 @@ class PolicyWorker(Worker):
         self.spec = spec.policy_workers
         set_torch_threads(self.spec.torch_threads)
         probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
-        self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
+        self.policy = Policy(
+            probe.observation_space, probe.action_space, spec.policy, device=self.spec.device, critic_obs_space=probe.critic_obs_space
+        )
         probe.close()
         self.params = ParameterFollower(
             make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.policy, self.spec.pull_interval
@@ -67,7 +69,8 @@ class PolicyWorker(Worker):
         state = (
             np.concatenate([r.arrays["rnn_state"] for r in requests]) if self.policy.recurrent else None
         )
-        out = self.policy.rollout(obs, state)
+        critic_obs = np.concatenate([r.arrays["critic_obs"] for r in requests]) if self.policy.centralized else None
+        out = self.policy.rollout(obs, state, critic_obs=critic_obs)
         out["policy_version"] = np.full(len(obs), self.params.version, np.int64)
         start = 0
         for r in requests:

@@ -1,4 +1,4 @@
-"""Trainer worker: consumes trajectories, runs PPO, pushes policy versions to the parameter DB.
+"""Trainer worker: consumes trajectories, runs the learner (PPO, PPG or IMPALA), pushes policy versions to the parameter DB.
 
 Every `pushEvery` train steps it pushes the policy (the version actors and policy workers pull);
 every `checkpointEvery` steps, and on exit, the pushed version also carries the learner state and
@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from srl_runtime.algorithms.ppo import PPOLearner
+from srl_runtime.algorithms import make_learner
 from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
@@ -35,9 +35,11 @@ class TrainerWorker(Worker):
         self.spec = spec.trainers
         set_torch_threads(self.spec.torch_threads)
         probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
-        self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
+        self.policy = Policy(
+            probe.observation_space, probe.action_space, spec.policy, device=self.spec.device, critic_obs_space=probe.critic_obs_space
+        )
         probe.close()
-        self.learner = PPOLearner(self.policy, spec.algorithm.ppo, total_train_steps=spec.stop.train_steps)
+        self.learner = make_learner(self.policy, spec.algorithm, total_train_steps=spec.stop.train_steps)
         self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
         self.buffer = SampleBuffer(
             self.spec.batch_size, self.spec.buffer_capacity, self.spec.sample_reuse, self.spec.max_staleness
@@ -59,8 +61,9 @@ class TrainerWorker(Worker):
                 self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device,
                 port=self.ctx.ports.peers, advertise=self.ctx.advertise_host,
             )
-            self.group.broadcast_parameters(self.policy.module)
+            self.group.broadcast_parameters(self.learner.trained)
             self.learner.grad_sync = self.group.average_gradients
+            self.learner.stat_sync = self.group.mean
         if self.ctx.index == 0 and self.param_db.latest_version() is None:
             self._push(checkpoint=True)
         kind = sample_kind(spec)

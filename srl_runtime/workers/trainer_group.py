@@ -2,8 +2,8 @@
 
 Trainer 0 picks a port on its host and registers `host:port` under the trainer-peers key; the others
 wait for it there. Every trainer trains on its own samples; gradients are averaged with one
-all-reduce per optimizer step (gloo on CPU, NCCL on GPU), so the replicas stay identical and only
-trainer 0 pushes versions.
+all-reduce per optimizer step (gloo on CPU, NCCL on GPU), and learner statistics (PopArt's moments)
+are averaged the same way, so the replicas stay identical and only trainer 0 pushes versions.
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ class TrainerGroup:
             n = p.grad.numel()
             p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
             offset += n
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise mean of `tensor` over the group (statistics such as PopArt's moments)."""
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out / self.world_size
 
     def close(self) -> None:
         """Leave the group."""

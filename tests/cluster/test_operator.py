@@ -137,6 +137,49 @@ def test_failed_pod_is_replaced(control_plane: ControlPlane, operator: OperatorP
     assert "WorkerFailed" in [e["reason"] for e in events_for(cp, ns, name)]
 
 
+def test_crash_looping_worker_fails_the_run_after_its_restart_limit(
+    control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
+) -> None:
+    """restartLimit 1: the first failure is replaced (after the backoff, the count on the new pod), the
+    second fails the run — phase Failed, a Failed condition quoting the worker's last log line, a
+    Warning Event — and stops the other workers while the failed pod stays for inspection."""
+    cp, ns, name = control_plane, operator_namespace, "crashloop"
+    spec = {"actors": {"replicas": 2, "restartLimit": 1}, "failurePolicy": {"backoffSeconds": 1}}
+    apply_experiment(cp, ns, experiment_doc(name, **spec))
+    wait_running(cp, ns, name, operator)
+    pod = f"{name}-actor-1"
+    first_uid = cp.kubectl_json("get", "pod", pod, "-n", ns)["metadata"]["uid"]
+    cp.fail_pod(ns, pod, message="RuntimeError bad observation shape at step 7")
+
+    def replaced() -> dict[str, Any] | None:
+        got = [p for p in live(worker_pods(cp, ns, name, "actor")) if p["metadata"]["name"] == pod]
+        ok = got and got[0]["metadata"]["uid"] != first_uid and got[0]["status"].get("phase") == "Running"
+        return got[0] if ok else None
+
+    second = eventually(replaced, 90, what="the failed actor replaced once")
+    assert second["metadata"]["annotations"]["srl.dev/restarts"] == "1"
+    cp.fail_pod(ns, pod, message="RuntimeError bad observation shape at step 9", exit_code=3)
+
+    def failed() -> dict[str, Any] | None:
+        st = status_of(cp, ns, name)
+        return st if st.get("phase") == "Failed" else None
+
+    try:
+        st = eventually(failed, 90, what="phase Failed after the restart limit")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{dump(cp, ns, name, operator)}") from None
+    cond = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert cond["status"] == "True" and cond["reason"] == "RestartLimitExceeded", cond
+    assert cond["message"].startswith(f"{pod} failed after 1 restarts (spec.actors.restartLimit 1); exit code 3"), cond
+    assert "RuntimeError bad observation shape at step 9" in cond["message"], cond
+    event = eventually(lambda: [e for e in events_for(cp, ns, name) if e["reason"] == "RestartLimitExceeded"], 30,
+                       what="a RestartLimitExceeded Event")[0]  # fmt: skip
+    assert event["type"] == "Warning" and "step 9" in event["message"]
+    eventually(lambda: [p["metadata"]["name"] for p in live(worker_pods(cp, ns, name))] == [pod], 60,
+               what="only the failed pod left")  # fmt: skip
+    assert cp.kubectl_json("get", "pod", pod, "-n", ns)["status"]["phase"] == "Failed"
+
+
 def test_deleted_pod_is_recreated(control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str) -> None:
     cp, ns, name = control_plane, operator_namespace, "lost"
     apply_experiment(cp, ns, experiment_doc(name))

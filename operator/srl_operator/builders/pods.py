@@ -13,7 +13,7 @@ from srl_operator.builders.common import (
 )
 from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR, running_document_hash
 from srl_operator.builders.pvc import MOUNT_PATH, PARAMS_PATH, RUN_PATH, claim_name
-from srl_operator.builders.redis import redis_address
+from srl_operator.builders.redis import needs_redis, password_env, redis_address
 from srl_operator.builders.services import METRICS_PORT, role_ports
 from srl_operator.config import OperatorConfig
 from srl_runtime.config import worker_env
@@ -107,6 +107,8 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
     rs = _role_spec(exp, role)
     threads = str(rs.torch_threads if rs is not None else 1)
     ours.append({"name": "OMP_NUM_THREADS", "value": threads})
+    if needs_redis(exp, cfg):  # the experiment's own Redis requires its password
+        ours.append(password_env(exp, worker_env.NAME_RECORDS_REDIS_PASSWORD))
     mongo = spec.parameter_db.mongodb
     if mongo is not None and mongo.secret_name:
         ours.append(
@@ -136,6 +138,9 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role_ports(role)],
         "resources": resources(exp, role),
         "securityContext": container_security_context(),
+        # A failed worker's last log lines land in its status (state.terminated.message): the
+        # operator quotes them when the worker is out of restarts, without reading pods/log.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "experiment", "mountPath": MOUNT_DIR, "readOnly": True},
             # One directory per experiment: a shared claim (or NFS export) holds many experiments.
