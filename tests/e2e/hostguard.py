@@ -76,8 +76,10 @@ WATCHED_PATHS = (
     "/etc/kubernetes",
     "/var/run/kubernetes",
     "/usr/libexec/kubernetes",
-    "/run/netns",
 )
+# Where containerd puts pod netns files (`cni-<uuid>`) unless netns_mounts_under_state_dir is set.
+# Only those names count: other tools (and other tests on this host) keep their own netns there.
+POD_NETNS_DIRS = ("/run/netns", "/var/run/netns")
 CGROUP_FS = Path("/sys/fs/cgroup")
 PROC_SYS = Path("/proc/sys")
 
@@ -354,7 +356,7 @@ class HostSnapshot:
     iptables: tuple[str, ...]  # host-netns rules mentioning KUBE-/CNI- chains
     paths: tuple[str, ...]  # WATCHED_PATHS + FIXED_PATHS that exist
     links: tuple[str, ...]  # the watched links that exist
-    mounts: tuple[str, ...]  # netns-style mounts (/run/netns, /var/run/netns)
+    mounts: tuple[str, ...]  # containerd-style pod netns mounts (POD_NETNS_DIRS/cni-*)
 
     @classmethod
     def take(cls, links: tuple[str, ...] = ()) -> HostSnapshot:
@@ -374,7 +376,11 @@ class HostSnapshot:
             paths=tuple(p for p in (*WATCHED_PATHS, *FIXED_PATHS) if os.path.lexists(p)),
             links=tuple(present),
             mounts=tuple(
-                sorted(m for m in mountpoints() if _under(m, ["/run/netns", "/var/run/netns"]))
+                sorted(
+                    m
+                    for m in mountpoints()
+                    if _under(m, list(POD_NETNS_DIRS)) and Path(m).name.startswith("cni-")
+                )
             ),
         )
 
