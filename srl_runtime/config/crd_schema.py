@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from srl_runtime.config.experiment import API_VERSION, KIND, ExperimentSpec
+from srl_runtime.config.experiment import API_VERSION, KIND, ExperimentSpec, TrainerSpec
 
 GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "rlexperiments"
@@ -151,6 +151,19 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             " <= (has(self.actors.envsPerSlot) ? self.actors.envsPerSlot : 8)",
             "message": "must be <= envsPerSlot",
             "fieldPath": ".actors.inferenceSplits",
+        },
+        {
+            "rule": "!has(self.trainers) || (has(self.trainers.bufferCapacity) ? self.trainers.bufferCapacity : "
+            f"{TrainerSpec.model_fields['buffer_capacity'].default}) >= (has(self.trainers.batchSize) ? "
+            f"self.trainers.batchSize : {TrainerSpec.model_fields['batch_size'].default})",
+            "message": "must be >= trainers.batchSize (else no batch ever fits)",
+            "fieldPath": ".trainers.bufferCapacity",
+        },
+        {
+            "rule": "!has(self.algorithm) || !has(self.algorithm.ppo) || !has(self.algorithm.ppo.lrSchedule)"
+            " || self.algorithm.ppo.lrSchedule != 'linear' || has(self.stop.trainSteps)",
+            "message": "linear decays to 0 over stop.trainSteps, which is not set",
+            "fieldPath": ".algorithm.ppo.lrSchedule",
         },
     ],
 }

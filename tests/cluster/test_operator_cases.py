@@ -68,6 +68,18 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("seed-not-integer", _with("seed", "abc"), "spec.seed", "spec.seed"),
     (
+        "buffer-below-batch",
+        _with("trainers", {"batchSize": 32, "bufferCapacity": 16}),
+        "spec.trainers.bufferCapacity",
+        "spec.trainers.bufferCapacity",
+    ),
+    (
+        "linear-lr-without-train-steps",
+        {**BASE, "spec": {**BASE["spec"], "stop": {"wallSeconds": 60}, "algorithm": {"ppo": {"lrSchedule": "linear"}}}},
+        "spec.algorithm.ppo.lrSchedule",
+        "spec.algorithm.ppo.lrSchedule",
+    ),
+    (
         "relative-mount-path",
         _with("actors.volumes", [{"name": "data", "mountPath": "data", "source": {"emptyDir": {}}}]),
         "spec.actors.volumes[0].mountPath",
