@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from srl_runtime.algorithms.gae import gae
+from srl_runtime.algorithms.guard import guarded_step
 from srl_runtime.config.experiment import PPOSpec
 from srl_runtime.policies.policy import Policy
 
@@ -31,6 +32,7 @@ class PPOLearner:
         self.total_train_steps = total_train_steps
         self.optimizer = _adam(self.module, spec.learning_rate)
         self.train_steps = 0
+        self.skipped_updates = 0  # minibatch steps skipped for a non-finite loss or gradient
         # Set by a trainer group: averages gradients across trainers before each optimizer step.
         self.grad_sync: Callable[[nn.Module], None] | None = None
 
@@ -93,8 +95,8 @@ class PPOLearner:
                     out, v = m.unroll(obs_seq[:, cols], h0[cols], starts[:, cols])
                     mb = {k: x[:, cols] for k, x in t.items()}
                     stats = self._update(out[burn_in:], v[burn_in:], act_seq[:, cols], mb)
-                    updates += 1
-                    for k, x in stats.items():
+                    updates += stats is not None
+                    for k, x in (stats or {}).items():
                         sums[k] = sums.get(k, 0.0) + x
         else:
             n = (end - burn_in) * B
@@ -107,20 +109,20 @@ class PPOLearner:
                     out, v, _ = m.step(obs_flat[idx])
                     mb = {k: x[idx] for k, x in flat.items()}
                     stats = self._update(out, v, act_flat[idx], mb)
-                    updates += 1
-                    for k, x in stats.items():
+                    updates += stats is not None
+                    for k, x in (stats or {}).items():
                         sums[k] = sums.get(k, 0.0) + x
 
         self.train_steps += 1
         self.policy.version += 1
         self.policy.refresh()
-        result = {k: x / updates for k, x in sums.items()}
+        result = {k: x / max(updates, 1) for k, x in sums.items()}
         result["lr"] = lr
         result["explained_variance"] = explained_var
         return result
 
-    def _update(self, out: torch.Tensor, v: torch.Tensor, action: torch.Tensor, mb: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step on a minibatch; tensors share leading dims."""
+    def _update(self, out: torch.Tensor, v: torch.Tensor, action: torch.Tensor, mb: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """One gradient step on a minibatch (None: skipped, non-finite); tensors share leading dims."""
         spec, m = self.spec, self.module
         logp, entropy = m.log_prob_entropy(out, action)
         log_ratio = logp - mb["old_logp"]
@@ -140,15 +142,10 @@ class PPOLearner:
         entropy_mean = entropy.mean()
         loss = policy_loss - spec.entropy_coef * entropy_mean + spec.value_coef * value_loss
 
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(m)
-        if spec.max_grad_norm is not None:
-            grad_norm = nn.utils.clip_grad_norm_(m.parameters(), spec.max_grad_norm)
-        else:
-            grad_norm = torch.norm(torch.stack([p.grad.norm() for p in m.parameters() if p.grad is not None]))
-        self.optimizer.step()
+        grad_norm = guarded_step(self.optimizer, m, loss, max_grad_norm=spec.max_grad_norm, grad_sync=self.grad_sync)
+        if grad_norm is None:
+            self.skipped_updates += 1
+            return None
 
         with torch.no_grad():
             approx_kl = ((ratio - 1.0) - log_ratio).mean()

@@ -16,7 +16,7 @@ DASHBOARD = Path(__file__).parents[2] / "docs/grafana/srl-dashboard.json"
 
 def test_progress_becomes_metrics_served_over_http() -> None:
     exporter = MetricsExporter("cartpole", "actor", 3, port=0, host="127.0.0.1")
-    exporter.update({"env_frames": 1234, "policy_version": 7, "recent_returns": [[0, 10.0], [1, 20.0]], "dropped": 2})
+    exporter.update({"env_frames": 1234, "policy_version": 7, "recent_returns": [[0, 1.0, 10.0], [1, 2.0, 20.0]], "dropped": 2})
     body = urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=5).read().decode()
     for line in (
         'srl_env_frames{experiment="cartpole",index="3",role="actor"} 1234.0',
