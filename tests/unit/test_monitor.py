@@ -15,7 +15,8 @@ pytestmark = pytest.mark.unit
 ROOT = keys.experiment_root("m")
 
 
-def _actor(nr: MemoryNameRecords, index: int, pid: int, frames: int, returns: list[tuple[float, float]]) -> None:
+def _actor(nr: MemoryNameRecords, index: int, pid: int, frames: int, returns: list[tuple[int, float, float]]) -> None:
+    """Publish an actor's progress; returns are (episode number, end time, return) as the actor sends them."""
     body = {"role": "actor", "index": index, "pid": pid, "env_frames": frames, "running": True, "recent_returns": returns}
     nr.add(keys.worker_progress(ROOT, "actor", index), json.dumps(body), replace=True)
 
@@ -37,9 +38,9 @@ def test_restarted_actor_does_not_rewind_frames() -> None:
 def test_target_return_needs_a_full_window_and_stops() -> None:
     nr = MemoryNameRecords()
     mon = ExperimentMonitor(nr, ROOT, StopSpec(targetMeanReturn=100, returnWindow=3))
-    _actor(nr, 0, 1, 10, [(1.0, 500.0), (2.0, 500.0)])
+    _actor(nr, 0, 1, 10, [(0, 1.0, 500.0), (1, 2.0, 500.0)])
     assert mon.tick().stop_reason is None, "two episodes are not a window of three"
-    _actor(nr, 1, 2, 10, [(3.0, 50.0), (4.0, 120.0)])
+    _actor(nr, 1, 2, 10, [(0, 3.0, 50.0), (1, 4.0, 120.0)])
     s = mon.tick()
     # The newest three across actors: 500 (t=2), 50 (t=3), 120 (t=4) -> 223.3
     assert s.stop_reason == "target_mean_return", s
