@@ -177,14 +177,20 @@ class FilesystemParameterDB(ParameterDB):
             raise UnreadableCheckpoint(self._refused[version])
         path = self._version_file(version)
         try:
-            with open(path, "rb") as f, torch.serialization.safe_globals(_numpy_globals()):
-                # weights_only: tensors, numpy arrays and plain values only. The volume may be shared
-                # with other experiments, so a file that asks the unpickler to call anything else is refused.
-                payload = torch.load(f, map_location=self.map_location, weights_only=True)
+            f = open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as e:
             if e.errno in _GONE_ERRNOS:
                 raise VersionNotFound(f"version {version}") from None
             raise
+        try:
+            with f, torch.serialization.safe_globals(_numpy_globals()):
+                # weights_only: tensors, numpy arrays and plain values only. The volume may be shared
+                # with other experiments, so a file that asks the unpickler to call anything else is refused.
+                payload = torch.load(f, map_location=self.map_location, weights_only=True)
+        except OSError as e:
+            if e.errno == errno.ESTALE:  # NFS: collected by another host while we read it
+                raise VersionNotFound(f"version {version}") from None
+            self._refuse(version, f"{path}: not a loadable checkpoint ({type(e).__name__}: {_first_line(e)})")
         except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
             self._refuse(version, f"{path}: not a loadable checkpoint ({type(e).__name__}: {_first_line(e)})")
         if not (

@@ -32,3 +32,21 @@ def test_committed_dashboard_matches_the_metrics() -> None:
     assert committed == grafana_dashboard(), (
         "docs/grafana/srl-dashboard.json is stale: python -m srl_runtime.metrics > docs/grafana/srl-dashboard.json"
     )
+
+
+def test_bad_data_counts_become_metrics() -> None:
+    exporter = MetricsExporter("cartpole", "trainer", 0, port=None)
+    exporter.update({"dropped": 20_000, "non_finite_samples": 2, "skipped_updates": 1, "rejected_checkpoints": 3})
+    actor = MetricsExporter("cartpole", "actor", 0, port=None)
+    actor.update({"non_finite_env_values": 1})
+    from prometheus_client import generate_latest
+
+    body = generate_latest(exporter.registry).decode() + generate_latest(actor.registry).decode()
+    for line in (
+        'srl_dropped_messages{experiment="cartpole",index="0",role="trainer"} 20000.0',
+        'srl_non_finite_samples{experiment="cartpole",index="0",role="trainer"} 2.0',
+        'srl_skipped_updates{experiment="cartpole",index="0",role="trainer"} 1.0',
+        'srl_rejected_checkpoints{experiment="cartpole",index="0",role="trainer"} 3.0',
+        'srl_non_finite_env_values{experiment="cartpole",index="0",role="actor"} 1.0',
+    ):
+        assert line in body, f"missing {line!r} in:\n{body}"

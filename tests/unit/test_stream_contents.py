@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import bad_messages
 import numpy as np
 import pytest
 import zmq
@@ -41,86 +42,26 @@ def _schema(**spec: Any) -> Any:
     return stream_schema(_experiment(**spec).spec, env.observation_space, env.action_space)
 
 
-# ---- what well-formed contents look like (what the real workers send)
+# ---- well-formed-but-wrong contents (shared with the integration tier)
+BAD_REQUESTS = bad_messages.bad_requests(ROWS)
+BAD_REPLIES = bad_messages.bad_replies(ROWS)
+BAD_SAMPLES = bad_messages.bad_samples(LENGTH, ROWS)
 
 
 def good_request(rows: int = ROWS) -> dict[str, np.ndarray]:
-    return {"obs": np.zeros((rows, 4), np.float32)}
+    return bad_messages.good_request(rows)
 
 
 def good_reply(rows: int = ROWS) -> dict[str, np.ndarray]:
-    return {
-        "action": np.ones(rows, np.int64), "logp": np.full(rows, -0.7, np.float32),
-        "value": np.zeros(rows, np.float32), "rnn_state": np.zeros((rows, 0), np.float32),
-        "policy_version": np.full(rows, 3, np.int64),
-    }  # fmt: skip
+    return bad_messages.good_reply(rows)
 
 
 def good_sample() -> dict[str, np.ndarray]:
-    shape = (LENGTH, ROWS)
-    return {
-        "obs": np.zeros((*shape, 4), np.float32), "action": np.ones(shape, np.int64),
-        "logp": np.full(shape, -0.7, np.float32), "value": np.zeros(shape, np.float32),
-        "reward": np.ones(shape, np.float32), "done": np.zeros(shape, bool), "truncated": np.zeros(shape, bool),
-        "policy_version": np.full(shape, 3, np.int64),
-    }  # fmt: skip
+    return bad_messages.good_sample(LENGTH, ROWS)
 
 
 def _with(arrays: dict[str, np.ndarray], **changes: Any) -> dict[str, np.ndarray]:
-    out = dict(arrays)
-    for k, v in changes.items():
-        if v is None:
-            out.pop(k)
-        else:
-            out[k] = v
-    return out
-
-
-def _nan_at(a: np.ndarray, value: float = np.nan) -> np.ndarray:
-    a = a.copy()
-    a.flat[a.size // 2] = value
-    return a
-
-
-# (case, arrays): every content error of item 1, plus NaN/inf payloads
-BAD_REQUESTS = [
-    ("no-obs", {}),
-    ("obs-renamed", {"observation": np.zeros((ROWS, 4), np.float32)}),
-    ("obs-wrong-trailing-shape", {"obs": np.zeros((ROWS, 5), np.float32)}),
-    ("obs-huge-1d", {"obs": np.zeros(100_000, np.float32)}),
-    ("obs-wrong-dtype", {"obs": np.zeros((ROWS, 4), np.float64)}),
-    ("obs-zero-rows", {"obs": np.zeros((0, 4), np.float32)}),
-    ("obs-too-many-rows", {"obs": np.zeros((ROWS + 1, 4), np.float32)}),
-    ("extra-array", _with(good_request(), rnn_state=np.zeros((ROWS, 8), np.float32))),
-    ("obs-nan", {"obs": _nan_at(np.zeros((ROWS, 4), np.float32))}),
-    ("obs-inf", {"obs": _nan_at(np.zeros((ROWS, 4), np.float32), np.inf)}),
-]
-BAD_REPLIES = [
-    ("no-action", _with(good_reply(), action=None)),
-    ("action-out-of-range", _with(good_reply(), action=np.full(ROWS, 2, np.int64))),
-    ("action-negative", _with(good_reply(), action=np.full(ROWS, -1, np.int64))),
-    ("action-float", _with(good_reply(), action=np.ones(ROWS, np.float32))),
-    ("rows-disagree", _with(good_reply(), logp=np.zeros(ROWS - 1, np.float32))),
-    ("rows-not-the-request's", good_reply(ROWS - 2)),
-    ("logp-nan", _with(good_reply(), logp=_nan_at(good_reply()["logp"]))),
-    ("value-inf", _with(good_reply(), value=_nan_at(good_reply()["value"], -np.inf))),
-    ("huge-action", _with(good_reply(), action=np.zeros(100_000, np.int64))),
-]
-BAD_SAMPLES = [
-    ("no-reward", _with(good_sample(), reward=None)),
-    ("lengths-disagree", _with(good_sample(), reward=np.ones((LENGTH - 3, ROWS), np.float32))),
-    ("wrong-length", {k: v[:-1] for k, v in good_sample().items()}),
-    ("wrong-columns", {k: v[:, :-1] for k, v in good_sample().items()}),
-    ("action-out-of-range", _with(good_sample(), action=np.full((LENGTH, ROWS), 7, np.int64))),
-    ("action-negative", _with(good_sample(), action=np.full((LENGTH, ROWS), -3, np.int64))),
-    ("done-not-bool", _with(good_sample(), done=np.zeros((LENGTH, ROWS), np.uint8))),
-    ("version-below-minus-one", _with(good_sample(), policy_version=np.full((LENGTH, ROWS), -5, np.int64))),
-    ("obs-1d", _with(good_sample(), obs=np.zeros(LENGTH * ROWS * 4, np.float32))),
-    ("reward-nan", _with(good_sample(), reward=_nan_at(good_sample()["reward"]))),
-    ("value-inf", _with(good_sample(), value=_nan_at(good_sample()["value"], np.inf))),
-    ("obs-nan", _with(good_sample(), obs=_nan_at(good_sample()["obs"]))),
-    ("logp-minus-inf", _with(good_sample(), logp=_nan_at(good_sample()["logp"], -np.inf))),
-]
+    return {**arrays, **changes}
 
 
 def test_good_contents_pass() -> None:
