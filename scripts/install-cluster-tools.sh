@@ -23,7 +23,7 @@ ETCD_VERSION="v3.6.5"
 KWOK_VERSION="v0.7.0"
 HELM_VERSION="v3.19.0"
 # kube-scheduler too: without it pods never get a node, and kwok only acts on bound pods.
-K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 CACHE="${SRL_CACHE:-$HOME/.cache/srl-test}"
 BIN="$CACHE/bin"

@@ -26,7 +26,9 @@ fi
 
 # ---- FerretDB
 ferretdb_ok() {
-  [ -x "$BIN/ferretdb" ] && "$BIN/ferretdb" --version 2>/dev/null | grep -qx "version: $FERRETDB_VERSION"
+  # Not `ferretdb --version | grep -q`: grep -q exits at the first line, ferretdb dies of SIGPIPE
+  # writing the next ones, and pipefail turns that into a failed check (and a needless rebuild).
+  [ -x "$BIN/ferretdb" ] && "$BIN/ferretdb" --version 2>/dev/null | grep -x "version: $FERRETDB_VERSION" >/dev/null
 }
 if ! ferretdb_ok; then
   if ! command -v go >/dev/null 2>&1; then

@@ -80,6 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from srl_runtime.config import worker_env
+    from srl_runtime.config.ports import ListenPorts
     from srl_runtime.launcher.single_worker import WorkerOptions, default_host, run_worker
 
     env = os.environ
@@ -95,12 +96,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     port = args.metrics_port if args.metrics_port is not None else env.get(worker_env.METRICS_PORT)
     param_path = env.get(worker_env.PARAM_DB_PATH)
     run_dir = args.run_dir or env.get(worker_env.RUN_DIR) or (str(Path(param_path).parent) if param_path else "runs")
+    try:
+        ports = ListenPorts.from_env()
+    except ValueError as e:
+        print(f"srl worker: {e}", file=sys.stderr)
+        return EXIT_INVALID
     opts = WorkerOptions(
         role=role,
         index=index,
         host=args.host or default_host(),
         run_dir=Path(run_dir),
         metrics_port=None if port in (None, "") or int(port) < 0 else int(port),
+        ports=ports,
+        advertise_host=args.advertise_host or env.get(worker_env.ADVERTISE_HOST) or None,
     )
     return run_worker(experiment, opts)
 
@@ -127,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--index", type=int, help="$SRL_INDEX (default 0)")
     worker.add_argument("--experiment", help="RLExperiment YAML ($SRL_EXPERIMENT)")
     worker.add_argument("--host", help="address to bind and advertise ($SRL_POD_IP, else this host's)")
+    worker.add_argument("--advertise-host", help="name peers connect to instead of --host ($SRL_ADVERTISE_HOST)")
     worker.add_argument("--run-dir", help="run directory ($SRL_RUN_DIR; default: beside $SRL_PARAM_DB_PATH)")
     worker.add_argument("--metrics-port", type=int, help="Prometheus port ($SRL_METRICS_PORT; 0 = any free port)")
     worker.set_defaults(func=_cmd_worker)

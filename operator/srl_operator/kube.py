@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
@@ -17,13 +17,15 @@ from kubernetes.client.rest import ApiException
 
 from srl_operator import naming
 
-# kind -> (api attribute, list method, create method, delete method, patch method)
+# kind -> (api attribute, suffix of its {verb}_namespaced_{suffix} methods)
 _KINDS: dict[str, tuple[str, str]] = {
     "Pod": ("core", "pod"),
     "Service": ("core", "service"),
     "ConfigMap": ("core", "config_map"),
     "PersistentVolumeClaim": ("core", "persistent_volume_claim"),
+    "Secret": ("core", "secret"),  # read by name only (get), never listed: RBAC get+create, no list
     "Deployment": ("apps", "deployment"),
+    "NetworkPolicy": ("networking", "network_policy"),
 }
 
 
@@ -36,6 +38,7 @@ class Children:
     configmaps: list[dict[str, Any]]
     pvcs: list[dict[str, Any]]
     deployments: list[dict[str, Any]]
+    networkpolicies: list[dict[str, Any]] = field(default_factory=list)
 
     def by_kind(self, kind: str) -> list[dict[str, Any]]:
         return {
@@ -44,6 +47,7 @@ class Children:
             "ConfigMap": self.configmaps,
             "PersistentVolumeClaim": self.pvcs,
             "Deployment": self.deployments,
+            "NetworkPolicy": self.networkpolicies,
         }[kind]
 
 
@@ -54,11 +58,12 @@ class Kube:
         self.api_client = api_client or client.ApiClient()
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
+        self.networking = client.NetworkingV1Api(self.api_client)
         self.concurrency = concurrency
 
     def _method(self, verb: str, kind: str) -> Callable[..., Any]:
         api_name, suffix = _KINDS[kind]
-        api = self.core if api_name == "core" else self.apps
+        api = {"core": self.core, "apps": self.apps, "networking": self.networking}[api_name]
         return getattr(api, f"{verb}_namespaced_{suffix}")
 
     def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -66,12 +71,25 @@ class Kube:
         return json.loads(resp.data).get("items") or []
 
     def list_children(self, namespace: str, experiment: str) -> Children:
+        """Worker pods (role label present) and the other children (experiment label)."""
         selector = f"{naming.LABEL_EXPERIMENT}={experiment}"
-        return Children(**{
+        children = {
             field: self.list(kind, namespace, selector)
-            for field, kind in (("pods", "Pod"), ("services", "Service"), ("configmaps", "ConfigMap"),
-                                ("pvcs", "PersistentVolumeClaim"), ("deployments", "Deployment"))
-        })  # fmt: skip
+            for field, kind in (("services", "Service"), ("configmaps", "ConfigMap"),
+                                ("pvcs", "PersistentVolumeClaim"), ("deployments", "Deployment"),
+                                ("networkpolicies", "NetworkPolicy"))
+        }  # fmt: skip
+        return Children(pods=self.list("Pod", namespace, naming.worker_pods_selector(experiment)), **children)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object by name; None when it does not exist."""
+        try:
+            resp = self._method("read", kind)(name, namespace, _preload_content=False)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return json.loads(resp.data)
 
     def create(self, obj: dict[str, Any]) -> bool:
         """Create `obj`; False when it already exists (a restarted or concurrent reconcile made it)."""

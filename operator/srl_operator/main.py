@@ -15,7 +15,7 @@ import kubernetes
 
 from srl_operator.config import OperatorConfig
 from srl_operator.kube import Kube
-from srl_operator.reconcile import Outcome, forget, reconcile
+from srl_operator.reconcile import EVENT_MESSAGE_CHARS, Outcome, forget, reconcile
 from srl_runtime.config.crd_schema import GROUP, PLURAL, VERSION
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -67,7 +67,7 @@ def _changed(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def _write(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
     for type_, reason, message in outcome.events:
-        kopf.event(body, type=type_, reason=reason, message=message[:1024])
+        kopf.event(body, type=type_, reason=reason, message=message[:EVENT_MESSAGE_CHARS])
     delta = _changed(dict(body.get("status") or {}), outcome.status)
     if delta:
         patch.status.update(delta)

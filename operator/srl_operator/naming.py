@@ -15,8 +15,10 @@ ROLES: tuple[Role, ...] = ("actor", "policy", "trainer", "eval")
 LABEL_EXPERIMENT = "srl.dev/experiment"
 LABEL_ROLE = "srl.dev/role"
 LABEL_INDEX = "srl.dev/index"
-LABEL_COMPONENT = "srl.dev/component"  # redis, params, experiment, zmq — for non-pod children
+LABEL_COMPONENT = "srl.dev/component"  # redis, redis-auth, params, experiment, zmq, isolation — non-pod children
 ANNOTATION_TEMPLATE_HASH = "srl.dev/template-hash"
+ANNOTATION_DOCUMENT_HASH = "srl.dev/document-hash"  # the experiment document the pod's worker reads
+ANNOTATION_RESTARTS = "srl.dev/restarts"  # times this pod's worker (role, index) was restarted before it
 MANAGED_BY = {"app.kubernetes.io/managed-by": "srl-operator", "app.kubernetes.io/part-of": "srl"}
 
 DNS_LABEL_MAX = 63
@@ -47,6 +49,16 @@ def configmap_name(experiment: str) -> str:
 
 def redis_name(experiment: str) -> str:
     return dns_label(experiment, "redis")
+
+
+def redis_auth_name(experiment: str) -> str:
+    """The Secret holding the password of the experiment's own Redis."""
+    return dns_label(experiment, "redis-auth")
+
+
+def isolation_policy_name(experiment: str) -> str:
+    """The NetworkPolicy that admits only the experiment's pods and the operator."""
+    return dns_label(experiment, "isolation")
 
 
 def pvc_name(experiment: str) -> str:
@@ -81,6 +93,15 @@ def pod_labels(experiment: str, role: Role, index: int) -> dict[str, str]:
         "app.kubernetes.io/instance": experiment,
         "app.kubernetes.io/component": role,
     }
+
+
+def worker_pods_selector(experiment: str) -> str:
+    """Selects every worker pod of an experiment and nothing else: pods that carry a role label.
+
+    The experiment label alone also matches pods the operator does not own directly (the Redis
+    Deployment's pods); the reconciler must never treat those as workers.
+    """
+    return f"{LABEL_EXPERIMENT}={experiment},{LABEL_ROLE}"
 
 
 def selector_string(labels: dict[str, str]) -> str:

@@ -17,23 +17,28 @@ from typing import Any
 import kopf
 from kubernetes.client.rest import ApiException
 
-from srl_operator import naming
+from srl_operator import naming, policy, restarts
 from srl_operator.builders.configmap import EXPERIMENT_KEY, experiment_configmap
+from srl_operator.builders.network_policy import isolation_policy
 from srl_operator.builders.pvc import parameter_db_pvc
 from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
+from srl_operator.builders.secrets import new_password, password_of, redis_auth_secret
 from srl_operator.builders.services import zmq_services
 from srl_operator.config import OperatorConfig
 from srl_operator.kube import Children, Kube
 from srl_operator.name_records import read_summary
-from srl_operator.observed import observe_pod
+from srl_operator.observed import observe_pod, parse_time
 from srl_operator.plan import PodPlan, plan_pods
-from srl_operator.status import Observation, experiment_status, invalid_spec_status
+from srl_operator.status import Observation, experiment_status, finished, invalid_spec_status
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.load import InvalidExperiment, parse_experiment
 
 log = logging.getLogger(__name__)
 
+MONGO_URI_FIELD = "spec.parameterDb.mongodb.uri"
+
 Event = tuple[str, str, str]  # (Normal|Warning, reason, message)
+EVENT_MESSAGE_CHARS = 1024  # an Event's message is cut here when posted
 
 
 @dataclass
@@ -83,6 +88,8 @@ def _plain(value: Any) -> Any:
 
 
 def reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str) -> Outcome:
+    """`now` is the time of this round (RFC 3339, UTC): condition times and restart backoff (a `now`
+    that does not parse lets failed pods be replaced without waiting)."""
     meta = body.get("metadata") or {}
     with _lock_for(meta.get("uid", meta.get("name", ""))):
         return _reconcile(body, kube, cfg, now)
@@ -95,13 +102,15 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     try:
         exp = parse_body(body)
     except InvalidExperiment as e:
-        message = "; ".join(e.problems)
-        already = any(
-            c.get("type") == "SpecValid" and c.get("status") == "False" and c.get("message") == message
-            for c in previous.get("conditions") or []
-        )
-        events: list[Event] = [] if already else [("Warning", "InvalidSpec", message)]
-        return Outcome(invalid_spec_status(previous, message, now, generation), events, message)
+        outcome = _rejected(previous, e.problems, "InvalidSpec", now, generation)
+        if outcome.events and any(p.startswith(MONGO_URI_FIELD) for p in e.problems):
+            # Stored before the CRD rejected credentials in the URI: the last valid document in the
+            # ConfigMap may hold them (readable by the view role). It goes; the URI is never echoed.
+            kube.delete("ConfigMap", meta["namespace"], naming.configmap_name(meta["name"]))
+        return outcome
+    not_allowed = policy.problems(exp, cfg)
+    if not_allowed:
+        return _rejected(previous, not_allowed, "NotAllowed", now, generation)
 
     owner = {
         "apiVersion": body.get("apiVersion"),
@@ -111,23 +120,29 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     namespace = meta["namespace"]
     children = kube.list_children(namespace, exp.metadata.name)
     events = []
-    _reconcile_supporting(exp, children, kube, cfg, owner, events)
+    redis_password = _reconcile_supporting(exp, children, kube, cfg, owner, events)
     _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
 
     observed = [observe_pod(p) for p in children.pods]
-    trainers_done = sum(1 for p in observed if p.role == "trainer" and p.phase == "Succeeded")
-    finished = previous.get("phase") == "Succeeded" or trainers_done >= exp.spec.trainers.replicas > 0
-    plan = plan_pods(exp, observed, cfg, finished=finished)
+    failed_earlier = restarts.failed_earlier(previous, generation)
+    plan = plan_pods(
+        exp, observed, cfg, finished=finished(exp, observed, previous), failed=failed_earlier is not None, now=parse_time(now)
+    )
+    failure = failed_earlier
+    if failure is None and plan.exhausted:
+        failure = restarts.failure_message(exp, plan.exhausted)
+        events.append(("Warning", restarts.FAILED_REASON, restarts.failure_message(exp, plan.exhausted, EVENT_MESSAGE_CHARS)))
     api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
 
     summary, nr_error = read_summary(
-        redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout
+        redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout, password=redis_password
     )
     roles_of = {p.name: p.role or "" for p in observed}
     replaced = Counter(roles_of[n] for n in plan.delete_failed)
     obs = Observation(
-        pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced), api_errors=api_errors
-    )
+        pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced), api_errors=api_errors,
+        backing_off=plan.backing_off, failure=failure,
+    )  # fmt: skip
     status = experiment_status(exp, obs, previous, now, generation)
     if status["phase"] != previous.get("phase"):
         kind = "Warning" if status["phase"] == "Failed" else "Normal"
@@ -135,12 +150,26 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     return Outcome(status, events)
 
 
+def _rejected(previous: dict[str, Any], problems: list[str], reason: str, now: str, generation: int | None) -> Outcome:
+    """Failed with SpecValid False naming the fields; the Warning Event only when the message is new."""
+    message = "; ".join(problems)
+    already = any(
+        c.get("type") == "SpecValid" and c.get("status") == "False" and c.get("message") == message
+        for c in previous.get("conditions") or []
+    )
+    events: list[Event] = [] if already else [("Warning", reason, message)]
+    return Outcome(invalid_spec_status(previous, message, now, generation, reason), events, message)
+
+
 def _reconcile_supporting(
     exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: dict[str, Any], events: list[Event]
-) -> None:
-    """ConfigMap, PVC, Redis and Services: create what is missing, update the document, drop extras."""
-    desired: list[dict[str, Any]] = [experiment_configmap(exp)]
-    pvc = parameter_db_pvc(exp)
+) -> str | None:
+    """Redis password Secret, NetworkPolicy, ConfigMap, PVC, Redis and Services: create what is missing,
+    update the document and the policy, drop extras. Returns the password of the experiment's own
+    Redis (None when it uses another Redis, or its Secret holds no readable password)."""
+    password = _redis_password(exp, kube, owner, events) if needs_redis(exp, cfg) else None
+    desired: list[dict[str, Any]] = [isolation_policy(exp, cfg), experiment_configmap(exp)]
+    pvc = parameter_db_pvc(exp, cfg)
     if pvc is not None:
         desired.append(pvc)
     desired.extend(zmq_services(exp))
@@ -157,6 +186,10 @@ def _reconcile_supporting(
         elif obj["kind"] == "ConfigMap" and (existing[name].get("data") or {}).get(EXPERIMENT_KEY) != obj["data"][EXPERIMENT_KEY]:
             kube.patch("ConfigMap", namespace, name, {"data": obj["data"]})
             events.append(("Normal", "Updated", f"updated ConfigMap {name} with the new spec"))
+        elif obj["kind"] == "NetworkPolicy" and existing[name].get("spec") != obj["spec"]:
+            # The peers are in lists, which a merge patch replaces whole.
+            kube.patch("NetworkPolicy", namespace, name, {"spec": obj["spec"]})
+            events.append(("Normal", "Updated", f"updated NetworkPolicy {name}"))
     # Services and ConfigMaps of ours that the spec no longer asks for (PVCs are never deleted here:
     # they hold checkpoints; they go with the experiment through garbage collection).
     wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
@@ -165,6 +198,26 @@ def _reconcile_supporting(
             if (kind, o["metadata"]["name"]) not in wanted and not o["metadata"].get("deletionTimestamp"):
                 if kube.delete(kind, namespace, o["metadata"]["name"]):
                     events.append(("Normal", "Deleted", f"deleted {kind} {o['metadata']['name']}"))
+    return password
+
+
+def _redis_password(exp: RLExperiment, kube: Kube, owner: dict[str, Any], events: list[Event]) -> str | None:
+    """The password in the experiment's `<exp>-redis-auth` Secret; the Secret is made (with a random
+    password) only when it does not exist, and never rewritten: the Redis pod and the workers hold it."""
+    namespace = owner["metadata"]["namespace"]
+    name = naming.redis_auth_name(exp.metadata.name)
+    existing = kube.get("Secret", namespace, name)
+    if existing is not None:
+        return password_of(existing)
+    password = new_password()
+    secret = redis_auth_secret(exp, password)
+    kopf.adopt(secret, owner=owner)
+    if kube.create(secret):
+        events.append(("Normal", "Created", f"created Secret {name}"))
+        return password
+    # Created meanwhile (a concurrent or restarted reconcile): that one's password is the real one.
+    existing = kube.get("Secret", namespace, name)
+    return password_of(existing) if existing is not None else None
 
 
 def _reconcile_redis_deployment(
@@ -175,14 +228,29 @@ def _reconcile_redis_deployment(
     names = {d["metadata"]["name"] for d in children.deployments if not d["metadata"].get("deletionTimestamp")}
     if needs_redis(exp, cfg):
         dep = redis_deployment(exp, cfg)
-        if dep["metadata"]["name"] not in names:
+        name = dep["metadata"]["name"]
+        if name not in names:
             kopf.adopt(dep, owner=owner)
             if kube.create(dep):
-                events.append(("Normal", "Created", f"created Deployment {dep['metadata']['name']}"))
-        names.discard(dep["metadata"]["name"])
+                events.append(("Normal", "Created", f"created Deployment {name}"))
+        else:
+            current = next(d for d in children.deployments if d["metadata"]["name"] == name)
+            if _outdated(current, dep):
+                # Containers, env and volumes are lists (replaced or merged by name); the controller's
+                # own annotations stay.
+                kube.patch("Deployment", namespace, name, {"metadata": {"annotations": dep["metadata"]["annotations"]},
+                                                           "spec": dep["spec"]})  # fmt: skip
+                events.append(("Normal", "Updated", f"updated Deployment {name} (its template changed)"))
+        names.discard(name)
     for name in names:
         if kube.delete("Deployment", namespace, name):
             events.append(("Normal", "Deleted", f"deleted Deployment {name}"))
+
+
+def _outdated(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    key = naming.ANNOTATION_TEMPLATE_HASH
+    have = (current["metadata"].get("annotations") or {}).get(key)
+    return have != desired["metadata"]["annotations"][key]
 
 
 def _apply_pod_plan(

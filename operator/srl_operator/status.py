@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from srl_operator import naming
+from srl_operator import naming, restarts
 from srl_operator.builders.pods import desired_replicas
 from srl_operator.observed import ObservedPod
 from srl_runtime.config.experiment import RLExperiment
@@ -26,6 +26,7 @@ SUMMARY_FIELDS: dict[str, tuple[str, type]] = {
     "train_steps": ("trainSteps", int),
     "mean_return": ("meanReturn", float),
 }
+STOP_REASON_KEY, STOP_REASON_FIELD = "stop_reason", "stopReason"
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Observation:
     name_records_error: str | None = None  # why the summary could not be read, if it could not
     replaced: dict[str, int] = field(default_factory=dict)  # role -> failed pods replaced this round
     api_errors: list[str] = field(default_factory=list)  # create/delete calls the API server refused
+    backing_off: dict[str, float] = field(default_factory=dict)  # failed pods waiting for their restart
+    failure: str | None = None  # why the run failed (a worker out of restarts), if it did
 
 
 def _condition(
@@ -64,11 +67,25 @@ def _number(value: Any, kind: type) -> int | float | None:
     return kind(value)
 
 
-def invalid_spec_status(previous: dict[str, Any], message: str, now: str, generation: int | None) -> dict[str, Any]:
-    """Status of an experiment whose spec does not validate: Failed, naming the field."""
+def finished(exp: RLExperiment, pods: list[ObservedPod], previous: dict[str, Any]) -> bool:
+    """Succeeded: once every desired trainer pod exited 0 (and for good: it sticks).
+
+    A pod being deleted is not a finished trainer, whatever its phase says on the way out.
+    """
+    if previous.get("phase") == "Succeeded":
+        return True
+    done = sum(1 for p in pods if p.role == "trainer" and p.phase == "Succeeded" and not p.deleting)
+    return done >= exp.spec.trainers.replicas > 0
+
+
+def invalid_spec_status(
+    previous: dict[str, Any], message: str, now: str, generation: int | None, reason: str = "InvalidSpec"
+) -> dict[str, Any]:
+    """Status of an experiment whose spec does not validate (reason InvalidSpec) or asks for what the
+    operator does not allow (NotAllowed): Failed, naming the field."""
     prev_conditions = previous.get("conditions") or []
     conditions = [c for c in prev_conditions if c.get("type") != "SpecValid"]
-    conditions.append(_condition(prev_conditions, "SpecValid", False, "InvalidSpec", message, now, generation))
+    conditions.append(_condition(prev_conditions, "SpecValid", False, reason, message, now, generation))
     return {"phase": "Failed", "conditions": conditions, "observedGeneration": generation}
 
 
@@ -101,18 +118,22 @@ def experiment_status(
             for reason in p.waiting_reasons:
                 if reason not in ("ContainerCreating", "PodInitializing"):
                     problems.append(f"{p.name}: {reason}")
+            if p.name in obs.backing_off:
+                limit = restarts.restart_limit(exp, role)
+                problems.append(
+                    f"{p.name}: failed ({p.exit_summary or 'no exit code'}), restart {p.restarts + 1} of {limit}"
+                    f" in {obs.backing_off[p.name]:.0f}s"
+                )
     status["actorsReady"] = f"{role_counts['actor'][0]}/{role_counts['actor'][1]}"
 
-    trainers = [p for p in obs.pods if p.role == "trainer"]
-    trainers_desired = exp.spec.trainers.replicas
-    succeeded = previous.get("phase") == "Succeeded" or (
-        len([p for p in trainers if p.phase == "Succeeded"]) >= trainers_desired > 0
-    )
+    succeeded = finished(exp, obs.pods, previous)
     all_ready = all(r >= d for r, d in role_counts.values())
     trainers_ready = role_counts["trainer"][0] >= role_counts["trainer"][1] > 0
     actors_ok = role_counts["actor"][1] == 0 or role_counts["actor"][0] >= 1
     if succeeded:
         phase = "Succeeded"
+    elif obs.failure is not None:
+        phase = "Failed"
     elif exp.spec.suspend:
         phase = "Suspended"
     elif trainers_ready and actors_ok:
@@ -120,6 +141,7 @@ def experiment_status(
     else:
         phase = "Pending"
     status["phase"] = phase
+    failed = phase == "Failed"
 
     for key, (field_name, kind) in SUMMARY_FIELDS.items():
         value = _number((obs.summary or {}).get(key), kind)
@@ -127,6 +149,12 @@ def experiment_status(
             value = previous.get(field_name)  # keep the last known value
         if value is not None:
             status[field_name] = value
+
+    reason = (obs.summary or {}).get(STOP_REASON_KEY)
+    if isinstance(reason, str) and reason:
+        status[STOP_REASON_FIELD] = reason[:256]
+    elif previous.get(STOP_REASON_FIELD):
+        status[STOP_REASON_FIELD] = previous[STOP_REASON_FIELD]
 
     prev_conditions = previous.get("conditions") or []
     summary_text = ", ".join(f"{ROLE_STATUS_FIELD[r]} {rd}/{d}" for r, (rd, d) in role_counts.items() if d)
@@ -150,7 +178,13 @@ def experiment_status(
         _condition(prev_conditions, "WorkersReady", *ready_cond, now, generation),
         _condition(prev_conditions, "NameRecordsReachable", *nr_cond, now, generation),
         _condition(
-            prev_conditions, "Complete", succeeded, "TrainersSucceeded" if succeeded else "Training", "", now, generation
+            prev_conditions, "Complete", succeeded, "TrainersSucceeded" if succeeded else "Training",
+            f"stopped: {status[STOP_REASON_FIELD]}" if succeeded and status.get(STOP_REASON_FIELD) else "",
+            now, generation,
+        ),
+        _condition(
+            prev_conditions, restarts.FAILED_CONDITION, failed, restarts.FAILED_REASON if failed else "WithinRestartLimits",
+            obs.failure or "", now, generation,
         ),
     ]
     status["conditions"] = conditions

@@ -42,6 +42,15 @@ class Environment(ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Apply actions [agents, *act]; returns (obs, reward, terminated, truncated, info), all per agent."""
 
+    @property
+    def state_space(self) -> gym.Space | None:
+        """Space of one agent's global state for a centralised critic (None: all agents' observations)."""
+        return None
+
+    def state(self) -> np.ndarray | None:
+        """Global state [agents, *state] after the latest reset or step (None: all agents' observations)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources."""
 
@@ -69,6 +78,7 @@ class EnvBatch(ABC):
     agents_per_env: int
     observation_space: gym.Space  # per agent
     action_space: gym.Space  # per agent
+    critic_obs_space: gym.Space | None = None  # per row: a centralised critic's input (multi-agent only)
 
     @property
     def rows(self) -> int:
@@ -82,6 +92,10 @@ class EnvBatch(ABC):
     @abstractmethod
     def step(self, actions: np.ndarray) -> StepBatch:
         """Step every row with actions [rows, *act]; finished episodes auto-reset in the same step."""
+
+    def critic_obs(self) -> np.ndarray | None:
+        """A centralised critic's input [rows, *critic_obs] for the current observations (None: unsupported)."""
+        return None
 
     @abstractmethod
     def close(self) -> None:

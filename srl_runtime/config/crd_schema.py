@@ -34,7 +34,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from srl_runtime.config.experiment import API_VERSION, KIND, ExperimentSpec, TrainerSpec
+from srl_runtime.config.experiment import (
+    API_VERSION,
+    KIND,
+    URI_CREDENTIALS_PROBLEM,
+    URI_USERINFO_PATTERN,
+    ExperimentSpec,
+    TrainerSpec,
+)
 
 GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "rlexperiments"
@@ -95,6 +102,7 @@ class ExperimentStatus(_StatusModel):
     env_frames: int | None = Field(None, description="Environment frames so far (from the name records).")
     train_steps: int | None = Field(None, description="Trainer steps so far (from the name records).")
     mean_return: float | None = Field(None, description="Recent mean episode return (from the name records).")
+    stop_reason: str | None = Field(None, description="Why training stopped, e.g. target_mean_return (from the name records).")
     observed_generation: int | None = Field(None, description="metadata.generation the status reflects.")
 
 
@@ -115,11 +123,41 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".entryPoint",
         },
     ],
+    "MongoSpec": [
+        {
+            # The error names the field, never the value: the URI would carry the password.
+            "rule": f"!has(self.uri) || !self.uri.matches('{URI_USERINFO_PATTERN}')",
+            "message": URI_CREDENTIALS_PROBLEM,
+            "fieldPath": ".uri",
+        },
+    ],
     "ParameterDBSpec": [
         {
             "rule": "!has(self.metadata) || self.metadata != 'mongodb' || has(self.mongodb)",
             "message": "metadata: mongodb needs a mongodb block",
             "fieldPath": ".mongodb",
+        },
+    ],
+    "PolicySpec": [
+        {
+            "rule": "!has(self.centralizedValue) || !self.centralizedValue || ((!has(self.encoder) || self.encoder == 'mlp')"
+            " && !(has(self.sharedEncoder) && self.sharedEncoder) && !has(self.rnn))",
+            "message": "needs a separate MLP critic (encoder mlp, sharedEncoder false, no rnn)",
+            "fieldPath": ".centralizedValue",
+        },
+    ],
+    "PPOSpec": [
+        {
+            "rule": "!(has(self.popart) && self.popart && has(self.normalizeReturns) && self.normalizeReturns)",
+            "message": "cannot be combined with popart (PopArt normalises the targets itself)",
+            "fieldPath": ".normalizeReturns",
+        },
+    ],
+    "AlgorithmSpec": [
+        {
+            "rule": "!has(self.ppg) || !has(self.impala)",
+            "message": "cannot be combined with ppg",
+            "fieldPath": ".impala",
         },
     ],
     "StopSpec": [
@@ -153,6 +191,17 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".actors.inferenceSplits",
         },
         {
+            "rule": "!has(self.algorithm) || !has(self.algorithm.ppg) || !has(self.policy) || !has(self.policy.rnn)",
+            "message": "needs a feed-forward policy (policy.rnn unset)",
+            "fieldPath": ".algorithm.ppg",
+        },
+        {
+            "rule": "!has(self.policy) || !has(self.policy.centralizedValue) || !self.policy.centralizedValue"
+            " || has(self.environment.entryPoint)",
+            "message": "needs a multi-agent srl Environment (environment.entryPoint)",
+            "fieldPath": ".policy.centralizedValue",
+        },
+        {
             "rule": "!has(self.trainers) || (has(self.trainers.bufferCapacity) ? self.trainers.bufferCapacity : "
             f"{TrainerSpec.model_fields['buffer_capacity'].default}) >= (has(self.trainers.batchSize) ? "
             f"self.trainers.batchSize : {TrainerSpec.model_fields['batch_size'].default})",
@@ -160,10 +209,16 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".trainers.bufferCapacity",
         },
         {
-            "rule": "!has(self.algorithm) || !has(self.algorithm.ppo) || !has(self.algorithm.ppo.lrSchedule)"
-            " || self.algorithm.ppo.lrSchedule != 'linear' || has(self.stop.trainSteps)",
+            "rule": "!has(self.algorithm) || has(self.algorithm.impala) || !has(self.algorithm.ppo)"
+            " || !has(self.algorithm.ppo.lrSchedule) || self.algorithm.ppo.lrSchedule != 'linear' || has(self.stop.trainSteps)",
             "message": "linear decays to 0 over stop.trainSteps, which is not set",
             "fieldPath": ".algorithm.ppo.lrSchedule",
+        },
+        {
+            "rule": "!has(self.algorithm) || !has(self.algorithm.impala) || !has(self.algorithm.impala.lrSchedule)"
+            " || self.algorithm.impala.lrSchedule != 'linear' || has(self.stop.trainSteps)",
+            "message": "linear decays to 0 over stop.trainSteps, which is not set",
+            "fieldPath": ".algorithm.impala.lrSchedule",
         },
     ],
 }
@@ -378,6 +433,10 @@ def crd() -> dict[str, Any]:
                          "description": "Latest policy version"},
                         {"name": "FPS", "type": "number", "jsonPath": ".status.framesPerSecond",
                          "description": "Environment frames per second"},
+                        {"name": "MeanReturn", "type": "number", "jsonPath": ".status.meanReturn",
+                         "description": "Recent mean episode return"},
+                        {"name": "TrainSteps", "type": "integer", "jsonPath": ".status.trainSteps",
+                         "description": "Trainer steps so far"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],  # fmt: skip
                 }

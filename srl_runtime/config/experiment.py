@@ -8,6 +8,7 @@ Cluster-only fields (images, resources, scheduling, storage) are optional and ig
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,33 +113,101 @@ class PolicySpec(Model):
     shared_encoder: bool = Field(False, description="Actor and critic share the encoder (always true for cnn).")
     rnn: RNNSpec | None = Field(None, description="Add a GRU core; samples then carry the recurrent state.")
     normalize_observations: bool = Field(False, description="Keep running mean/std of observations and normalise them.")
+    centralized_value: bool = Field(
+        False,
+        description="MAPPO's centralised critic: the value sees the environment's global state (Environment.state(); default: all agents' observations).",
+    )
+
+    @model_validator(mode="after")
+    def _centralized_critic_is_separate(self) -> PolicySpec:
+        if self.centralized_value and (self.encoder != "mlp" or self.shared_encoder or self.rnn is not None):
+            raise ValueError("centralizedValue: needs a separate MLP critic (encoder mlp, sharedEncoder false, no rnn)")
+        return self
 
 
 # --------------------------------------------------------------------------- algorithm
 
 
-class PPOSpec(Model):
-    """Proximal Policy Optimisation hyper-parameters."""
+class LearnerSpec(Model):
+    """Settings every learner shares: returns, the optimiser, the entropy bonus, value normalisation."""
 
     discount: float = Field(0.99, gt=0, le=1, description="Reward discount factor gamma.")
-    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
-    clip_ratio: float = Field(0.2, gt=0, description="Policy ratio clipping epsilon.")
-    value_clip: float | None = Field(0.2, gt=0, description="Clip value updates to this distance from the old value (null: off).")
     entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus coefficient.")
     value_coef: float = Field(0.5, ge=0, description="Value loss coefficient.")
-    epochs: int = Field(4, ge=1, description="Passes over each training batch.")
-    minibatches: int = Field(4, ge=1, description="Minibatches per epoch.")
     max_grad_norm: float | None = Field(0.5, gt=0, description="Clip the global gradient norm (null: off).")
     learning_rate: float = Field(3e-4, gt=0, description="Adam learning rate.")
     lr_schedule: Literal["constant", "linear"] = Field("constant", description="constant, or linear decay to 0 over stop.trainSteps.")
+    popart: bool = Field(
+        False, description="PopArt: normalise value targets by running statistics, rescaling the value head so its unnormalised outputs are kept."
+    )
+    popart_beta: float = Field(
+        1e-3, gt=0, le=1, description="PopArt statistics step size per train step (a plain average over the first 1/popartBeta steps)."
+    )
+
+
+class VTraceClips(Model):
+    """The truncation levels of V-trace's importance weights (Espeholt et al. 2018)."""
+
+    rho_clip: float = Field(1.0, gt=0, description="V-trace rho-bar: clip of the importance weights in the TD errors and the policy-gradient advantage.")
+    c_clip: float = Field(1.0, gt=0, description="V-trace c-bar: clip of the trace (how far corrections flow back in time).")
+
+
+class PPOSpec(LearnerSpec, VTraceClips):
+    """Proximal Policy Optimisation hyper-parameters."""
+
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda (also V-trace's trace lambda).")
+    clip_ratio: float = Field(0.2, gt=0, description="Policy ratio clipping epsilon.")
+    dual_clip: float | None = Field(
+        None, gt=1, description="Dual-clip PPO: bound the loss of negative-advantage samples at -c*A, c > 1 (null: off)."
+    )
+    value_clip: float | None = Field(0.2, gt=0, description="Clip value updates to this distance from the old value (null: off).")
+    epochs: int = Field(4, ge=1, description="Passes over each training batch.")
+    minibatches: int = Field(4, ge=1, description="Minibatches per epoch.")
     normalize_advantages: bool = Field(True, description="Normalise advantages per minibatch.")
     normalize_returns: bool = Field(False, description="Scale value targets by a running std of returns.")
+    off_policy_correction: Literal["none", "vtrace"] = Field(
+        "none",
+        description="vtrace: value targets and advantages by V-trace from the trainer's current network (as APPO); none: GAE on the actors' values.",
+    )
+
+    @model_validator(mode="after")
+    def _one_value_normalisation(self) -> PPOSpec:
+        if self.popart and self.normalize_returns:
+            raise ValueError("normalizeReturns: cannot be combined with popart (PopArt normalises the targets itself)")
+        return self
+
+
+class PPGSpec(Model):
+    """Phasic Policy Gradient (Cobbe et al. 2020): PPO policy phases (algorithm.ppo) and auxiliary phases."""
+
+    policy_iterations: int = Field(32, ge=1, description="Policy-phase train steps (PPO with algorithm.ppo) between auxiliary phases (N_pi).")
+    aux_epochs: int = Field(6, ge=1, description="Passes over the stored policy-phase samples in each auxiliary phase (E_aux).")
+    aux_minibatches: int = Field(16, ge=1, description="Minibatches per auxiliary epoch.")
+    clone_coef: float = Field(1.0, ge=0, description="Weight of the behaviour-cloning KL(pi_old || pi) in the auxiliary phase (beta_clone).")
+    aux_value_coef: float = Field(1.0, ge=0, description="Weight of the auxiliary value head's loss in the auxiliary phase.")
+
+
+class ImpalaSpec(LearnerSpec, VTraceClips):
+    """IMPALA: one V-trace actor-critic gradient step per batch."""
+
+    trace_lambda: float = Field(1.0, ge=0, le=1, description="V-trace lambda: scales the trace coefficients c (1: the paper's V-trace).")
+    entropy_coef: float = Field(0.01, ge=0, description="Entropy bonus coefficient.")
+    learning_rate: float = Field(6e-4, gt=0, description="Adam learning rate.")
+    max_grad_norm: float | None = Field(40.0, gt=0, description="Clip the global gradient norm (null: off).")
 
 
 class AlgorithmSpec(Model):
-    """The learning algorithm; one block is set."""
+    """The learning algorithm: PPO by default; ppg adds auxiliary phases to it; impala replaces it."""
 
-    ppo: PPOSpec = Field(default_factory=PPOSpec, description="PPO settings.")
+    ppo: PPOSpec = Field(default_factory=PPOSpec, description="PPO settings (also PPG's policy phase); unused with impala.")
+    ppg: PPGSpec | None = Field(None, description="Phasic Policy Gradient: PPO plus auxiliary phases (null: plain PPO).")
+    impala: ImpalaSpec | None = Field(None, description="IMPALA's V-trace learner instead of PPO (null: PPO).")
+
+    @model_validator(mode="after")
+    def _one_learner(self) -> AlgorithmSpec:
+        if self.ppg is not None and self.impala is not None:
+            raise ValueError("impala: cannot be combined with ppg")
+        return self
 
 
 # --------------------------------------------------------------------------- workers
@@ -270,13 +339,34 @@ class NameRecordsSpec(Model):
     keepalive_ttl: float = Field(10.0, gt=0, description="Seconds an entry lives without a keep-alive.")
 
 
+# A URI whose authority (before the first / ? #) holds an '@' carries userinfo (user:password@).
+# The same regex is the CEL rule of the CRD (crd_schema.CEL_RULES["MongoSpec"]).
+URI_USERINFO_PATTERN = r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#]*@"
+URI_CREDENTIALS_PROBLEM = (
+    "must not carry credentials (user:password@); put the URI in a Secret and set secretName/secretKey "
+    "(locally: $SRL_MONGO_URI)"
+)
+
+
 class MongoSpec(Model):
     """MongoDB connection for version metadata."""
 
-    uri: str | None = Field(None, description="mongodb:// URI (local runs and tests).")
+    uri: str | None = Field(
+        None,
+        description="mongodb:// URI without credentials (the document is stored in a ConfigMap); "
+        "a URI with user:password comes from secretName, or $SRL_MONGO_URI locally.",
+    )
     secret_name: str | None = Field(None, description="Kubernetes Secret holding the URI (cluster).")
     secret_key: str = Field("uri", description="Key of the URI inside that Secret.")
     database: str = Field("srl", description="Database name.")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_uri(self) -> MongoSpec:
+        # The message never repeats the URI: it would put the password into status, Events and logs.
+        if self.uri is not None and re.match(URI_USERINFO_PATTERN, self.uri):
+            raise ValueError(f"uri: {URI_CREDENTIALS_PROBLEM}")
+        return self
+
 
 
 class ParameterDBSpec(Model):
@@ -289,7 +379,9 @@ class ParameterDBSpec(Model):
     claim_name: str | None = Field(None, description="Use this existing PersistentVolumeClaim (cluster only).")
     storage_class: str | None = Field(None, description="StorageClass of the PVC the operator creates (cluster only).")
     size: str = Field("5Gi", description="Size of the PVC the operator creates (cluster only).")
-    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field("ReadWriteMany", description="PVC access mode (cluster only).")
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] | None = Field(
+        None, description="PVC access mode (cluster only; default: the operator's, the chart's parameterDbAccessMode)."
+    )
 
     @model_validator(mode="after")
     def _mongo_needs_settings(self) -> ParameterDBSpec:
@@ -320,7 +412,9 @@ class ClusterSpec(Model):
     """Cluster-only settings; `srl run` ignores them."""
 
     image: str | None = Field(None, description="Runtime image (default: the operator's configured image).")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description="Worker image pull policy.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        None, description="Worker image pull policy (default: the operator's, the chart's runtimeImage.pullPolicy)."
+    )
     service_account_name: str | None = Field(None, description="ServiceAccount for worker pods.")
 
 
@@ -353,10 +447,15 @@ class ExperimentSpec(Model):
             raise ValueError("streams.inference: inline needs policyWorkers.replicas = 0")
         if self.actors.inference_splits > self.actors.envs_per_slot:
             raise ValueError("actors.inferenceSplits: must be <= envsPerSlot")
+        if self.algorithm.ppg is not None and self.policy.rnn is not None:
+            raise ValueError("algorithm.ppg: needs a feed-forward policy (policy.rnn unset)")
+        if self.policy.centralized_value and self.environment.entry_point is None:
+            raise ValueError("policy.centralizedValue: needs a multi-agent srl Environment (environment.entryPoint)")
         if self.trainers.buffer_capacity < self.trainers.batch_size:
             raise ValueError("trainers.bufferCapacity: must be >= trainers.batchSize (else no batch ever fits)")
-        if self.algorithm.ppo.lr_schedule == "linear" and self.stop.train_steps is None:
-            raise ValueError("algorithm.ppo.lrSchedule: linear decays to 0 over stop.trainSteps, which is not set")
+        learner_name = "impala" if self.algorithm.impala is not None else "ppo"
+        if getattr(self.algorithm, learner_name).lr_schedule == "linear" and self.stop.train_steps is None:
+            raise ValueError(f"algorithm.{learner_name}.lrSchedule: linear decays to 0 over stop.trainSteps, which is not set")
         return self
 
 

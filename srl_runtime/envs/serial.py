@@ -99,7 +99,9 @@ class AgentEnvBatch(EnvBatch):
     """Steps multi-agent user `Environment`s; rows are env-major ([env0 agent0, env0 agent1, ...]).
 
     An environment is reset once all its agents are terminated or truncated in one step; each
-    agent's return then counts as one finished episode.
+    agent's return then counts as one finished episode. `critic_obs` is each agent's row of the
+    environment's `state()`, or, where it has none, the agent's own observation followed by the
+    others' in agent order.
     """
 
     def __init__(self, envs: Sequence[Environment], seed: int) -> None:
@@ -112,6 +114,13 @@ class AgentEnvBatch(EnvBatch):
         self._episodes = EpisodeTracker(self.rows)
         self._obs_shape = (self.num_envs, self.agents_per_env, *self.observation_space.shape)
         self._obs_dtype = self.observation_space.dtype
+        self._env_state = self.envs[0].state_space is not None
+        if self._env_state:
+            self.critic_obs_space = self.envs[0].state_space
+        else:
+            size = self.agents_per_env * int(np.prod(self.observation_space.shape))
+            self.critic_obs_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        self._obs = np.zeros((self.rows, *self.observation_space.shape), self._obs_dtype)
 
     def reset(self) -> np.ndarray:
         """Reset every env (seeded seed+i on the first call)."""
@@ -120,7 +129,8 @@ class AgentEnvBatch(EnvBatch):
             obs[i] = env.reset(None if self._seed is None else self._seed + i)
         self._seed = None
         self._episodes.reset()
-        return obs.reshape(self.rows, *self.observation_space.shape)
+        self._obs = obs.reshape(self.rows, *self.observation_space.shape)
+        return self._obs
 
     def step(self, actions: np.ndarray) -> StepBatch:
         """Step each env with its agents' rows of `actions`."""
@@ -143,14 +153,27 @@ class AgentEnvBatch(EnvBatch):
         flat_reward = reward.reshape(-1)
         self._episodes.add(flat_reward)
         rets, lens = self._episodes.finish(ended.reshape(-1))
+        self._obs = obs.reshape(self.rows, *self.observation_space.shape)
         return StepBatch(
-            obs.reshape(self.rows, *self.observation_space.shape),
+            self._obs,
             flat_reward.astype(np.float32),
             terminated.reshape(-1),
             truncated.reshape(-1),
             rets,
             lens,
         )
+
+    def critic_obs(self) -> np.ndarray:
+        """Every row's centralised critic input for the current observations."""
+        if self._env_state:
+            shape = self.critic_obs_space.shape
+            states = [np.asarray(env.state(), np.float32).reshape(self.agents_per_env, *shape) for env in self.envs]
+            return np.stack(states).reshape(self.rows, *shape)
+        a = self.agents_per_env
+        own = self._obs.reshape(self.num_envs, a, -1).astype(np.float32)
+        # Row (env i, agent j): agent j's observation, then the other agents' of env i in order.
+        order = np.array([[j, *[k for k in range(a) if k != j]] for j in range(a)])
+        return own[:, order].reshape(self.rows, -1)
 
     def close(self) -> None:
         """Close every env."""

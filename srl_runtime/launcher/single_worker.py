@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.ports import ListenPorts
 from srl_runtime.launcher.monitor import ExperimentMonitor
 from srl_runtime.metrics import MetricsExporter
 from srl_runtime.name_records.factory import make_name_records
 from srl_runtime.workers import WorkerContext, make_worker
 
 log = logging.getLogger(__name__)
+
+PREEMPTED = "preempted: SIGTERM"  # the exit reason of a worker asked to leave by its pod's deletion
+# 128 + SIGTERM, as a shell reports it: not 0, so a deleted trainer never reads as a finished one.
+EXIT_PREEMPTED = 128 + signal.SIGTERM
 
 
 @dataclass
@@ -33,6 +39,8 @@ class WorkerOptions:
     host: str
     run_dir: Path
     metrics_port: int | None
+    ports: ListenPorts = field(default_factory=ListenPorts)  # stream ports to bind (pods: declared ones)
+    advertise_host: str | None = None  # what peers connect to, if not `host` (pods: the Service DNS name)
 
 
 def default_host() -> str:
@@ -66,7 +74,8 @@ def run_worker(experiment: RLExperiment, opts: WorkerOptions) -> int:
     experiment = apply_environment(experiment)
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     nr = make_name_records(experiment.spec.name_records, opts.run_dir)
-    ctx = WorkerContext(experiment, opts.role, opts.index, nr, opts.run_dir, host=opts.host)
+    ctx = WorkerContext(experiment, opts.role, opts.index, nr, opts.run_dir, host=opts.host, ports=opts.ports,
+                        advertise_host=opts.advertise_host)
     worker = make_worker(ctx)
     if opts.metrics_port is not None:
         worker.metrics = MetricsExporter(experiment.metadata.name, opts.role, opts.index, opts.metrics_port)
@@ -77,15 +86,25 @@ def run_worker(experiment: RLExperiment, opts: WorkerOptions) -> int:
         monitor_thread = threading.Thread(target=_monitor_loop, args=(monitor, stop_monitor), name="monitor", daemon=True)
         monitor_thread.start()
     log.info("%s %d: binding on %s, name records %s", opts.role, opts.index, opts.host, type(nr).__name__)
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        # Pod deletion, node drain, preemption: leave like a stop (a trainer writes its checkpoint).
+        log.info("%s %d: SIGTERM, exiting after the current poll", opts.role, opts.index)
+        worker.request_exit(PREEMPTED)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         worker.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop_monitor.set()
         if monitor_thread is not None:
             monitor_thread.join(timeout=5)
         nr.close()
     reason = worker.exit_reason or ""
     log.info("%s %d: exit (%s)", opts.role, opts.index, reason)
+    if reason == PREEMPTED:
+        return EXIT_PREEMPTED
     return 0 if reason.startswith("stop") and "failed" not in reason else 1
 
 

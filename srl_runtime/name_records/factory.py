@@ -7,11 +7,16 @@ from pathlib import Path
 
 from srl_runtime.config.experiment import NameRecordsSpec
 from srl_runtime.config.worker_env import NAME_RECORDS_REDIS as REDIS_ADDRESS_ENV
+from srl_runtime.config.worker_env import NAME_RECORDS_REDIS_PASSWORD as REDIS_PASSWORD_ENV
 from srl_runtime.name_records.base import NameRecords
 
 
 def make_name_records(spec: NameRecordsSpec, run_dir: Path | None) -> NameRecords:
-    """auto: redis when an address is known (spec or $SRL_NAME_RECORDS_REDIS), else a directory in run_dir."""
+    """auto: redis when an address is known (spec or $SRL_NAME_RECORDS_REDIS), else a directory in run_dir.
+
+    The Redis password, if any, comes only from $SRL_NAME_RECORDS_REDIS_PASSWORD (in a pod: a
+    secretKeyRef to the experiment's `<exp>-redis-auth` Secret), never from the document.
+    """
     backend = spec.backend
     redis_address = spec.redis_address or os.environ.get(REDIS_ADDRESS_ENV)
     if backend == "auto":
@@ -37,5 +42,5 @@ def make_name_records(spec: NameRecordsSpec, run_dir: Path | None) -> NameRecord
             raise ValueError(
                 f"nameRecords.redisAddress: the redis backend needs host:port (or ${REDIS_ADDRESS_ENV})"
             )
-        return RedisNameRecords(redis_address)
+        return RedisNameRecords(redis_address, password=os.environ.get(REDIS_PASSWORD_ENV) or None)
     raise ValueError(f"nameRecords.backend: unknown backend {backend!r}")

@@ -69,6 +69,8 @@ class RedisNameRecords(NameRecords):
         while True:
             try:
                 return fn(self._client)
+            except redis.AuthenticationError:
+                raise  # a wrong password stays wrong: no retrying (it subclasses ConnectionError)
             except _RETRYABLE as e:
                 if time.monotonic() + delay > deadline or self._closing.is_set():
                     raise

@@ -40,6 +40,7 @@ class NumpyActorCritic:
         self.tanh = module.actor_enc.act is torch.tanh
         self.actor = _layers(module.actor_enc)
         self.critic = _layers(module.critic_enc) if isinstance(module.critic_enc, MLP) else None
+        self.centralized = module.centralized
         self.actor_head = (_view(module.actor_head.weight).T, _view(module.actor_head.bias))
         self.critic_head = (_view(module.critic_head.weight)[0], _view(module.critic_head.bias))
         self.discrete = module.discrete
@@ -58,8 +59,10 @@ class NumpyActorCritic:
             x = np.tanh(x, out=x) if self.tanh else np.maximum(x, 0.0, out=x)
         return x
 
-    def act(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(action, logp, normalised value) for a batch of observations."""
+    def act(
+        self, obs: np.ndarray, deterministic: bool, critic_obs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(action, logp, normalised value) for a batch of observations (and critic inputs when centralised)."""
         x = obs.reshape(obs.shape[0], -1).astype(np.float32, copy=False)
         if self.scale_uint8:
             x = x * np.float32(1.0 / 255.0)
@@ -67,7 +70,14 @@ class NumpyActorCritic:
             mean, var, eps, clip = self.obs_norm
             x = np.clip((x - mean) / np.sqrt(var + eps), -clip, clip).astype(np.float32)
         a = self._trunk(x, self.actor)
-        c = a if self.critic is None else self._trunk(x, self.critic)
+        if self.critic is None:
+            c = a
+        elif self.centralized:
+            if critic_obs is None:
+                raise ValueError("a centralised critic needs critic_obs")
+            c = self._trunk(critic_obs.reshape(critic_obs.shape[0], -1).astype(np.float32), self.critic)
+        else:
+            c = self._trunk(x, self.critic)
         value = c @ self.critic_head[0] + self.critic_head[1]
         out = a @ self.actor_head[0]
         out += self.actor_head[1]

@@ -72,9 +72,13 @@ class ActorCritic(nn.Module):
 
     With an RNN the encoder is always shared (one GRU state per row). The value head predicts
     normalised values when `value_norm` is in use (see `value`), everything else is plain PPO.
+    With `centralizedValue` the critic's MLP reads `critic_obs` (from `critic_obs_space`, the
+    environment's global state) instead of the agent's observation.
     """
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, spec: PolicySpec) -> None:
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, spec: PolicySpec, critic_obs_space: gym.Space | None = None
+    ) -> None:
         super().__init__()
         if not isinstance(observation_space, gym.spaces.Box):
             raise TypeError(f"observation space must be Box, got {observation_space}")
@@ -92,9 +96,19 @@ class ActorCritic(nn.Module):
             in_size = int(np.prod(self.obs_shape))
             self.actor_enc = MLP(in_size, spec.hidden_sizes, spec.activation)
             feat = spec.hidden_sizes[-1]
+        self.centralized = spec.centralized_value
+        self.critic_obs_shape: tuple[int, ...] | None = None
+        if self.centralized:
+            if not isinstance(critic_obs_space, gym.spaces.Box):
+                raise ValueError(
+                    "policy.centralizedValue: the environment gives no global state (needs a multi-agent srl Environment)"
+                )
+            self.critic_obs_shape = tuple(critic_obs_space.shape)
         self.critic_enc: nn.Module | None = None
         if not self.shared:
-            self.critic_enc = MLP(int(np.prod(self.obs_shape)), spec.hidden_sizes, spec.activation)
+            critic_in = int(np.prod(self.critic_obs_shape or self.obs_shape))
+            self.critic_enc = MLP(critic_in, spec.hidden_sizes, spec.activation)
+        self.feature_size = feat if spec.rnn is None else spec.rnn.hidden_size
 
         self.rnn: nn.GRUCell | None = None
         self.rnn_size = 0
@@ -129,20 +143,25 @@ class ActorCritic(nn.Module):
             x = x.reshape(x.shape[0], -1)
         return x
 
-    def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat [N, *obs] -> (actor features, critic features)."""
+    def _encode(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat [N, *obs] (and [N, *critic_obs] when centralised) -> (actor features, critic features)."""
         x = self._prep(obs)
         a = self.actor_enc(x)
-        c = a if self.critic_enc is None else self.critic_enc(x)
-        return a, c
+        if self.critic_enc is None:
+            return a, a
+        if self.centralized:
+            if critic_obs is None:
+                raise ValueError("a centralised critic needs critic_obs")
+            return a, self.critic_enc(critic_obs.float().reshape(critic_obs.shape[0], -1))
+        return a, self.critic_enc(x)
 
     # ------------------------------------------------------------------ one step (acting)
 
     def step(
-        self, obs: torch.Tensor, rnn_state: torch.Tensor | None = None
+        self, obs: torch.Tensor, rnn_state: torch.Tensor | None = None, critic_obs: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """[N, *obs] -> (actor output (logits or mean) [N, A], normalised value [N], new rnn state)."""
-        a, c = self._encode(obs)
+        a, c = self._encode(obs, critic_obs)
         h = None
         if self.rnn is not None:
             assert rnn_state is not None
@@ -155,7 +174,11 @@ class ActorCritic(nn.Module):
     # ------------------------------------------------------------------ sequences (training)
 
     def unroll(
-        self, obs: torch.Tensor, rnn_state: torch.Tensor | None = None, starts: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        rnn_state: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+        critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """[L, B, *obs] -> (actor output [L, B, A], normalised value [L, B]).
 
@@ -163,7 +186,8 @@ class ActorCritic(nn.Module):
         begin a new episode (state zeroed before them).
         """
         L, B = obs.shape[:2]
-        a, c = self._encode(obs.reshape(L * B, *obs.shape[2:]))
+        flat_critic = None if critic_obs is None else critic_obs.reshape(L * B, *critic_obs.shape[2:])
+        a, c = self._encode(obs.reshape(L * B, *obs.shape[2:]), flat_critic)
         if self.rnn is not None:
             assert rnn_state is not None and starts is not None
             a = a.reshape(L, B, -1)
@@ -179,6 +203,25 @@ class ActorCritic(nn.Module):
         return out.reshape(L, B, -1), value.reshape(L, B)
 
     # ------------------------------------------------------------------ distributions
+
+    def step_features(
+        self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Feed-forward [N, *obs] -> (actor output [N, A], normalised value [N], actor features [N, F])."""
+        if self.rnn is not None:
+            raise ValueError("step_features is for feed-forward policies")
+        a, c = self._encode(obs, critic_obs)
+        return self.actor_head(a), self.critic_head(c).squeeze(-1), a
+
+    def kl(self, out_old: torch.Tensor, out: torch.Tensor, old_log_std: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(pi_old || pi) per row between head outputs (any leading dims); Gaussian: pi_old's log std too."""
+        if self.discrete:
+            old = torch.log_softmax(out_old, -1)
+            return (old.exp() * (old - torch.log_softmax(out, -1))).sum(-1)
+        assert self.log_std is not None and old_log_std is not None
+        ratio = (2.0 * (old_log_std - self.log_std)).exp()  # sigma_old^2 / sigma^2
+        mean_term = (out_old - out).square() / (2.0 * (2.0 * self.log_std).exp())
+        return (self.log_std - old_log_std + 0.5 * ratio + mean_term - 0.5).sum(-1)
 
     def log_prob_entropy(self, out: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of `action` and entropy under the head output `out` (any leading dims)."""

@@ -16,12 +16,20 @@ from srl_runtime.policies.networks import ActorCritic
 class Policy:
     """An ActorCritic plus its version; `rollout` maps numpy observations to numpy actions."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, spec: PolicySpec, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        spec: PolicySpec,
+        device: str = "cpu",
+        critic_obs_space: gym.Space | None = None,
+    ) -> None:
         self.observation_space = observation_space
         self.action_space = action_space
         self.spec = spec
         self.device = torch.device(device)
-        self.module = ActorCritic(observation_space, action_space, spec).to(self.device)
+        self.module = ActorCritic(observation_space, action_space, spec, critic_obs_space).to(self.device)
+        self.centralized = self.module.centralized
         self.version = 0
         self.recurrent = self.module.rnn is not None
         self.rnn_state_size = self.module.rnn_size
@@ -51,12 +59,19 @@ class Policy:
         return np.zeros((rows, self.rnn_state_size), dtype=np.float32)
 
     def rollout(
-        self, obs: np.ndarray, rnn_state: np.ndarray | None = None, deterministic: bool = False
+        self,
+        obs: np.ndarray,
+        rnn_state: np.ndarray | None = None,
+        deterministic: bool = False,
+        critic_obs: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Act on a batch: returns action [rows, *act], logp [rows], value [rows], rnn_state [rows, H]."""
+        """Act on a batch: returns action [rows, *act], logp [rows], value [rows], rnn_state [rows, H].
+
+        A centralised critic also reads `critic_obs` [rows, *state] (the env batch's `critic_obs()`).
+        """
         rows = obs.shape[0]
         if self._fast is not None:
-            action_np, logp_np, value_np = self._fast.act(obs, deterministic)
+            action_np, logp_np, value_np = self._fast.act(obs, deterministic, critic_obs)
             return {
                 "action": action_np,
                 "logp": logp_np,
@@ -70,7 +85,8 @@ class Policy:
                 if rnn_state is None:
                     rnn_state = self.initial_rnn_state(rows)
                 h = torch.as_tensor(rnn_state, device=self.device)
-            out, value, h_new = self.module.step(x, h)
+            c = None if critic_obs is None else torch.as_tensor(critic_obs, device=self.device)
+            out, value, h_new = self.module.step(x, h, c)
             action, logp = self.module.sample(out, deterministic)
             value_np = self._denormalize(value.cpu().numpy())
             return {

@@ -135,10 +135,21 @@ class StreamSchema:
         return {name: ((rows, *spec.shape), spec.dtype) for name, spec in self.sample.items()}
 
 
+def schema_of(spec: ExperimentSpec, envs: Any) -> StreamSchema:
+    """The schema of an experiment whose environments look like the EnvBatch `envs` (a probe)."""
+    return stream_schema(
+        spec, envs.observation_space, envs.action_space, envs.agents_per_env, getattr(envs, "critic_obs_space", None)
+    )
+
+
 def stream_schema(
-    spec: ExperimentSpec, observation_space: gym.Space, action_space: gym.Space, agents_per_env: int = 1
+    spec: ExperimentSpec,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    agents_per_env: int = 1,
+    critic_obs_space: gym.Space | None = None,
 ) -> StreamSchema:
-    """The schema an experiment implies, given one agent's spaces (from a probe EnvBatch)."""
+    """The schema an experiment implies, given one agent's spaces (and a centralised critic's input)."""
     if not isinstance(observation_space, gym.spaces.Box):
         raise TypeError(f"observation space must be Box, got {observation_space}")
     obs_dtype = np.dtype(observation_space.dtype)
@@ -155,15 +166,17 @@ def stream_schema(
     rnn_state = ArraySpec(f32, (hidden,), finite=True)
     version = ArraySpec(np.dtype(np.int64), (), low=-1)  # -1: a policy worker before its first pull
     flag = ArraySpec(np.dtype(bool), ())
-    recurrent = {"rnn_state": rnn_state} if hidden else {}
+    extra = {"rnn_state": rnn_state} if hidden else {}
+    if spec.policy.centralized_value and critic_obs_space is not None:  # multi-agent: the critic's own input
+        extra["critic_obs"] = ArraySpec(f32, tuple(critic_obs_space.shape), finite=True)
     actors = spec.actors
     rows = actors.envs_per_slot * agents_per_env
     return StreamSchema(
-        request={"obs": obs, **recurrent},
+        request={"obs": obs, **extra},
         reply={"action": action, "logp": scalar, "value": scalar, "rnn_state": rnn_state, "policy_version": version},
         sample={
             "obs": obs, "action": action, "logp": scalar, "value": scalar, "reward": scalar,
-            "done": flag, "truncated": flag, "policy_version": version, **recurrent,
+            "done": flag, "truncated": flag, "policy_version": version, **extra,
         },  # fmt: skip
         max_request_rows=rows,
         sample_columns=rows,

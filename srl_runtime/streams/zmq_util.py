@@ -36,10 +36,14 @@ def socket(kind: int, *, linger_ms: int = DEFAULT_LINGER_MS, receiver: bool = Tr
     return sock
 
 
-def bind_tcp(sock: zmq.Socket, host: str) -> str:
-    """Bind to a random port on `host`; returns the address peers connect to."""
-    sock.bind(f"tcp://{host}:0")
-    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+def bind_tcp(sock: zmq.Socket, host: str, port: int = 0, advertise: str | None = None) -> str:
+    """Bind to `port` on `host` (0: any free port); returns the address peers connect to:
+    the bound endpoint, or `advertise` (a stable DNS name, e.g. a pod's Service name) with its port."""
+    sock.bind(f"tcp://{host}:{port}")
+    bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    if not advertise:
+        return bound
+    return f"tcp://{advertise}:{bound.rsplit(':', 1)[1]}"
 
 
 def ipc_path(prefix: str) -> str:

@@ -26,7 +26,7 @@ from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
 from srl_runtime.streams.inference import make_inference_client
 from srl_runtime.streams.sample import make_sample_producer
-from srl_runtime.streams.schema import stream_schema
+from srl_runtime.streams.schema import schema_of
 from srl_runtime.workers.base import PollResult, Worker
 from srl_runtime.workers.non_finite import NonFiniteGuard
 from srl_runtime.workers.param_follower import ParameterFollower
@@ -43,6 +43,7 @@ class _Slot:
         self.envs = envs
         self.obs = obs
         self.rnn_state = rnn_state
+        self.critic_obs: np.ndarray | None = envs.critic_obs()  # a centralised critic's input (multi-agent)
         self.requests: list[tuple[int, slice]] = []
         self.buffer: TrajectoryBuffer | None = None
         self.episodes: EpisodeBuffer | None = None
@@ -72,16 +73,20 @@ class ActorWorker(Worker):
             self.slots.append(_Slot(envs, envs.reset(), np.zeros((0,), np.float32)))
         first = self.slots[0].envs
         self.rows = first.rows
-        self.schema = stream_schema(spec, first.observation_space, first.action_space, first.agents_per_env)
+        self.centralized = spec.policy.centralized_value
+        self.schema = schema_of(spec, first)
         obs_spec = self.schema.request["obs"]
         self._obs_dtype, self._obs_float = obs_spec.dtype, obs_spec.finite
         for k, slot in enumerate(self.slots):
             slot.obs = np.asarray(slot.obs, dtype=self._obs_dtype)
-            self._check_finite(k, slot.obs, None)
+            self._check_finite(k, slot.obs, None, slot.critic_obs if self.centralized else None)
 
         kind = inference_kind(spec)
         if kind == "inline":
-            self.inline_policy = Policy(first.observation_space, first.action_space, spec.policy, device=spec.actors.device)
+            self.inline_policy = Policy(
+                first.observation_space, first.action_space, spec.policy, device=spec.actors.device,
+                critic_obs_space=first.critic_obs_space,
+            )  # fmt: skip
             self.params = ParameterFollower(
                 make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.inline_policy, spec.actors.param_pull_interval
             )
@@ -93,7 +98,7 @@ class ActorWorker(Worker):
                 kind, self.ctx.name_records, self.ctx.root, check=self.schema.check_reply
             )
             # A local probe: the recurrent state size comes from the same network code.
-            probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu")
+            probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu", critic_obs_space=first.critic_obs_space)
         self.recurrent = probe.recurrent
         kind = sample_kind(spec)
         queue = spec.streams.sample_queue
@@ -126,6 +131,11 @@ class ActorWorker(Worker):
             arrays = {"obs": obs}
             if self.recurrent:
                 arrays["rnn_state"] = slot.rnn_state[part]
+            if self.centralized:
+                critic_obs = np.asarray(slot.critic_obs[part], dtype=np.float32)
+                if not np.isfinite(critic_obs).all():
+                    critic_obs = np.nan_to_num(critic_obs, nan=0.0, posinf=0.0, neginf=0.0)
+                arrays["critic_obs"] = critic_obs
             slot.requests.append((self.client.post_request(arrays), part))
 
     def _wait(self, request_id: int) -> dict[str, np.ndarray] | None:
@@ -191,6 +201,10 @@ class ActorWorker(Worker):
                 new_state = result["rnn_state"]
                 new_state[done] = 0.0  # a new episode starts from a zero state
                 slot.rnn_state = new_state
+            if self.centralized:
+                row["critic_obs"] = slot.critic_obs
+                slot.critic_obs = slot.envs.critic_obs()
+                self._check_finite(k, None, None, slot.critic_obs)
             slot.obs = step.obs
             sent += self._record(slot, row, done)
             if self.stop_requested:
@@ -207,9 +221,12 @@ class ActorWorker(Worker):
         self.env_frames += steps * self.frame_multiplier
         return PollResult(sample_count=steps, batch_count=sent)
 
-    def _check_finite(self, k: int, obs: np.ndarray, reward: np.ndarray | None) -> None:
+    def _check_finite(
+        self, k: int, obs: np.ndarray | None, reward: np.ndarray | None, critic_obs: np.ndarray | None = None
+    ) -> None:
         """Report NaN/inf in what slot k's envs returned (which field, which env)."""
-        for what, values in (("reward", reward), ("observation", obs if self._obs_float else None)):
+        checks = (("reward", reward), ("observation", obs if self._obs_float else None), ("state", critic_obs))
+        for what, values in checks:
             if values is None or np.isfinite(values).all():
                 continue
             bad_rows = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(1))

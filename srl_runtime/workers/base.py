@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.ports import ListenPorts
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.base import NameRecords
 
@@ -34,6 +35,12 @@ class WorkerContext:
     name_records: NameRecords
     run_dir: Path
     host: str = "127.0.0.1"
+    ports: ListenPorts = field(default_factory=ListenPorts)  # TCP ports to bind on `host` (0: any)
+    advertise_host: str | None = None  # the name peers connect to instead of `host` (a pod's DNS name)
+
+    def tcp_endpoint(self, port: int) -> dict[str, Any]:
+        """Keyword arguments of a TCP stream server: the port to bind and the host to advertise."""
+        return {"port": port, "advertise": self.advertise_host}
 
     @property
     def root(self) -> str:
@@ -115,6 +122,12 @@ class Worker(abc.ABC):
     def exiting(self) -> bool:
         """True once exit was called."""
         return self._exiting
+
+    def request_exit(self, reason: str) -> None:
+        """Ask the worker to exit at the top of its next poll (safe from a signal handler: it only
+        notes the reason; resources are released by `exit`, never under a poll in progress)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
 
     @property
     def stop_requested(self) -> bool:

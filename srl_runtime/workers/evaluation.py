@@ -31,7 +31,10 @@ class EvaluationWorker(Worker):
         self.spec = spec.evaluation
         set_torch_threads(1)
         self.envs = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
-        self.policy = Policy(self.envs.observation_space, self.envs.action_space, spec.policy, device=self.spec.device)
+        self.policy = Policy(
+            self.envs.observation_space, self.envs.action_space, spec.policy, device=self.spec.device,
+            critic_obs_space=self.envs.critic_obs_space,
+        )  # fmt: skip
         self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
         self._next = time.monotonic()
         self.last_version = -1
@@ -76,7 +79,8 @@ class EvaluationWorker(Worker):
             if time.monotonic() >= next_check:  # the stop flag, even in the middle of a long episode
                 next_check = time.monotonic() + self.progress_interval
                 self._check_control()
-            out = self.policy.rollout(obs, state if self.policy.recurrent else None, deterministic=True)
+            critic_obs = self.envs.critic_obs() if self.policy.centralized else None
+            out = self.policy.rollout(obs, state if self.policy.recurrent else None, deterministic=True, critic_obs=critic_obs)
             step = self.envs.step(out["action"])
             steps += self.envs.rows
             obs = step.obs

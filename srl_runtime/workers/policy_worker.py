@@ -19,7 +19,7 @@ from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
 from srl_runtime.streams.inference import make_inference_server
-from srl_runtime.streams.schema import stream_schema
+from srl_runtime.streams.schema import schema_of
 from srl_runtime.workers.base import PollResult, Worker
 from srl_runtime.workers.param_follower import ParameterFollower
 from srl_runtime.workers.placement import inference_kind, set_torch_threads
@@ -37,14 +37,17 @@ class PolicyWorker(Worker):
         self.spec = spec.policy_workers
         set_torch_threads(self.spec.torch_threads)
         probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
-        self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
-        self.schema = stream_schema(spec, probe.observation_space, probe.action_space, probe.agents_per_env)
+        self.policy = Policy(
+            probe.observation_space, probe.action_space, spec.policy, device=self.spec.device, critic_obs_space=probe.critic_obs_space
+        )
+        self.schema = schema_of(spec, probe)
         probe.close()
         self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
         self.params = ParameterFollower(self.param_db, self.policy, self.spec.pull_interval)
         self.server = make_inference_server(
             inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
             check=self.schema.check_request,
+            **(self.ctx.tcp_endpoint(self.ctx.ports.inference) if inference_kind(spec) == "zmq" else {}),
         )
         self.params.maybe_pull()
         self.batch_sizes: list[int] = []
@@ -69,7 +72,8 @@ class PolicyWorker(Worker):
         state = (
             np.concatenate([r.arrays["rnn_state"] for r in requests]) if self.policy.recurrent else None
         )
-        out = self.policy.rollout(obs, state)
+        critic_obs = np.concatenate([r.arrays["critic_obs"] for r in requests]) if self.policy.centralized else None
+        out = self.policy.rollout(obs, state, critic_obs=critic_obs)
         out["policy_version"] = np.full(len(obs), self.params.version, np.int64)
         out = self.schema.conform(self.schema.reply, out)
         start = 0

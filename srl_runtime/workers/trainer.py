@@ -1,4 +1,4 @@
-"""Trainer worker: consumes trajectories, runs PPO, pushes policy versions to the parameter DB.
+"""Trainer worker: consumes trajectories, runs the learner (PPO, PPG or IMPALA), pushes policy versions to the parameter DB.
 
 Every `pushEvery` train steps it pushes the policy (the version actors and policy workers pull);
 every `checkpointEvery` steps, and on exit, the pushed version also carries the learner state and
@@ -16,13 +16,13 @@ import logging
 import time
 from typing import Any
 
-from srl_runtime.algorithms.ppo import PPOLearner
+from srl_runtime.algorithms import make_learner
 from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.param_db.base import UnreadableCheckpoint, VersionNotFound
 from srl_runtime.policies import Policy
 from srl_runtime.streams.sample import make_sample_consumer
-from srl_runtime.streams.schema import NON_FINITE, stream_schema
+from srl_runtime.streams.schema import NON_FINITE, schema_of
 from srl_runtime.workers.base import PollResult, Worker
 from srl_runtime.workers.non_finite import NonFiniteGuard
 from srl_runtime.workers.placement import sample_kind, set_torch_threads
@@ -48,12 +48,14 @@ class TrainerWorker(Worker):
         self.spec = spec.trainers
         set_torch_threads(self.spec.torch_threads)
         probe = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
-        self.policy = Policy(probe.observation_space, probe.action_space, spec.policy, device=self.spec.device)
-        self.schema = stream_schema(spec, probe.observation_space, probe.action_space, probe.agents_per_env)
+        self.policy = Policy(
+            probe.observation_space, probe.action_space, spec.policy, device=self.spec.device, critic_obs_space=probe.critic_obs_space
+        )
+        self.schema = schema_of(spec, probe)
         probe.close()
         self.non_finite = NonFiniteGuard(f"trainer {self.ctx.index}", spec.failure_policy.non_finite, self.fail_run)
         self._seen_non_finite = (0, 0)  # (samples, updates) already reported
-        self.learner = PPOLearner(self.policy, spec.algorithm.ppo, total_train_steps=spec.stop.train_steps)
+        self.learner = make_learner(self.policy, spec.algorithm, total_train_steps=spec.stop.train_steps)
         self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
         self.buffer = SampleBuffer(
             self.spec.batch_size, self.spec.buffer_capacity, self.spec.sample_reuse, self.spec.max_staleness
@@ -72,17 +74,19 @@ class TrainerWorker(Worker):
             from srl_runtime.workers.trainer_group import TrainerGroup
 
             self.group = TrainerGroup(
-                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device
+                self.ctx.name_records, self.ctx.root, self.ctx.index, self.spec.replicas, self.ctx.host, self.spec.device,
+                port=self.ctx.ports.peers, advertise=self.ctx.advertise_host,
             )
-            self.group.broadcast_parameters(self.policy.module)
+            self.group.broadcast_parameters(self.learner.trained)
             self.learner.grad_sync = self.group.average_gradients
+            self.learner.stat_sync = self.group.mean
         if self.ctx.index == 0 and self.param_db.latest_version() is None:
             self._push(checkpoint=True)
         kind = sample_kind(spec)
         self.consumer = make_sample_consumer(
             kind, self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
             check=self.schema.check_sample,
-            **({"hwm": spec.streams.sample_queue} if kind == "zmq" else {}),
+            **({"hwm": spec.streams.sample_queue, **self.ctx.tcp_endpoint(self.ctx.ports.sample)} if kind == "zmq" else {}),
         )
 
     def _resume(self) -> None:
@@ -209,6 +213,10 @@ class TrainerWorker(Worker):
         if getattr(self, "learner", None) is not None and self.ctx.index == 0 and self.learner.train_steps > 0:
             try:
                 self._push(checkpoint=True)
+                log.info(
+                    "trainer %d: checkpoint at version %d (train step %d) on exit (%s)",
+                    self.ctx.index, self.version, self.learner.train_steps, self.exit_reason,
+                )
             except Exception as err:  # noqa: BLE001 - report, the previous checkpoint stays valid
                 log.warning("final checkpoint failed: %s", err)
         consumer = getattr(self, "consumer", None)

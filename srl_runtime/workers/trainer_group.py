@@ -2,8 +2,8 @@
 
 Trainer 0 picks a port on its host and registers `host:port` under the trainer-peers key; the others
 wait for it there. Every trainer trains on its own samples; gradients are averaged with one
-all-reduce per optimizer step (gloo on CPU, NCCL on GPU), so the replicas stay identical and only
-trainer 0 pushes versions.
+all-reduce per optimizer step (gloo on CPU, NCCL on GPU), and learner statistics (PopArt's moments)
+are averaged the same way, so the replicas stay identical and only trainer 0 pushes versions.
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ class TrainerGroup:
         host: str,
         device: str,
         timeout_seconds: float = 300.0,
+        port: int = 0,
+        advertise: str | None = None,
     ) -> None:
         self.rank = rank
         self.world_size = world_size
         self.backend = "nccl" if device == "cuda" else "gloo"
         key = f"{keys.trainer_peers(root)}/0"
         if rank == 0:
-            address = f"{host}:{_free_port(host)}"
+            address = f"{advertise or host}:{port or _free_port(host)}"
             name_records.add(key, address, keepalive_ttl=10.0, replace=True)
         else:
             log.info("trainer %d: waiting for trainer 0 under %s", rank, key)
@@ -73,6 +75,12 @@ class TrainerGroup:
             n = p.grad.numel()
             p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
             offset += n
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise mean of `tensor` over the group (statistics such as PopArt's moments)."""
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out / self.world_size
 
     def close(self) -> None:
         """Leave the group."""

@@ -137,6 +137,49 @@ def test_failed_pod_is_replaced(control_plane: ControlPlane, operator: OperatorP
     assert "WorkerFailed" in [e["reason"] for e in events_for(cp, ns, name)]
 
 
+def test_crash_looping_worker_fails_the_run_after_its_restart_limit(
+    control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
+) -> None:
+    """restartLimit 1: the first failure is replaced (after the backoff, the count on the new pod), the
+    second fails the run — phase Failed, a Failed condition quoting the worker's last log line, a
+    Warning Event — and stops the other workers while the failed pod stays for inspection."""
+    cp, ns, name = control_plane, operator_namespace, "crashloop"
+    spec = {"actors": {"replicas": 2, "restartLimit": 1}, "failurePolicy": {"backoffSeconds": 1}}
+    apply_experiment(cp, ns, experiment_doc(name, **spec))
+    wait_running(cp, ns, name, operator)
+    pod = f"{name}-actor-1"
+    first_uid = cp.kubectl_json("get", "pod", pod, "-n", ns)["metadata"]["uid"]
+    cp.fail_pod(ns, pod, message="RuntimeError bad observation shape at step 7")
+
+    def replaced() -> dict[str, Any] | None:
+        got = [p for p in live(worker_pods(cp, ns, name, "actor")) if p["metadata"]["name"] == pod]
+        ok = got and got[0]["metadata"]["uid"] != first_uid and got[0]["status"].get("phase") == "Running"
+        return got[0] if ok else None
+
+    second = eventually(replaced, 90, what="the failed actor replaced once")
+    assert second["metadata"]["annotations"]["srl.dev/restarts"] == "1"
+    cp.fail_pod(ns, pod, message="RuntimeError bad observation shape at step 9", exit_code=3)
+
+    def failed() -> dict[str, Any] | None:
+        st = status_of(cp, ns, name)
+        return st if st.get("phase") == "Failed" else None
+
+    try:
+        st = eventually(failed, 90, what="phase Failed after the restart limit")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{dump(cp, ns, name, operator)}") from None
+    cond = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert cond["status"] == "True" and cond["reason"] == "RestartLimitExceeded", cond
+    assert cond["message"].startswith(f"{pod} failed after 1 restarts (spec.actors.restartLimit 1); exit code 3"), cond
+    assert "RuntimeError bad observation shape at step 9" in cond["message"], cond
+    event = eventually(lambda: [e for e in events_for(cp, ns, name) if e["reason"] == "RestartLimitExceeded"], 30,
+                       what="a RestartLimitExceeded Event")[0]  # fmt: skip
+    assert event["type"] == "Warning" and "step 9" in event["message"]
+    eventually(lambda: [p["metadata"]["name"] for p in live(worker_pods(cp, ns, name))] == [pod], 60,
+               what="only the failed pod left")  # fmt: skip
+    assert cp.kubectl_json("get", "pod", pod, "-n", ns)["status"]["phase"] == "Failed"
+
+
 def test_deleted_pod_is_recreated(control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str) -> None:
     cp, ns, name = control_plane, operator_namespace, "lost"
     apply_experiment(cp, ns, experiment_doc(name))
@@ -144,6 +187,36 @@ def test_deleted_pod_is_recreated(control_plane: ControlPlane, operator: Operato
     cp.kubectl("delete", "pod", f"{name}-trainer-0", "-n", ns, "--wait=true")
     eventually(lambda: [p for p in live(worker_pods(cp, ns, name, "trainer")) if p["status"].get("phase") == "Running"], 90,
                what="trainer recreated")  # fmt: skip
+
+
+def test_redis_pod_is_never_deleted_by_the_reconciler(
+    control_plane: ControlPlane, operator: OperatorProcess, operator_namespace: str
+) -> None:
+    """The Redis Deployment's pod carries the experiment label but no role: reconciles must leave it.
+
+    Regression: the worker-pod listing matched it and every reconcile deleted it as an extra.
+    """
+    cp, ns, name = control_plane, operator_namespace, "keepredis"
+    apply_experiment(cp, ns, experiment_doc(name))
+    wait_running(cp, ns, name, operator)
+    selector = f"srl.dev/experiment={name},srl.dev/component=redis"
+
+    def redis_pods() -> list[dict[str, Any]]:
+        return [p for p in cp.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
+                if (p.get("status") or {}).get("phase") == "Running"]  # fmt: skip
+
+    first = eventually(redis_pods, 60, what="the Redis pod Running")
+    uids = sorted(p["metadata"]["uid"] for p in first)
+    # Several reconcile intervals (the operator here reconciles every 2 s) with the experiment Running.
+    tick = f"[{ns}/{name}] Timer 'on_timer' succeeded"
+    before = operator.log.read_text(errors="replace").count(tick)
+    eventually(lambda: operator.log.read_text(errors="replace").count(tick) >= before + 4 or None, 60,
+               what=f"four more timer reconciles of {name} (log line {tick!r})")  # fmt: skip
+    now = cp.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
+    assert sorted(p["metadata"]["uid"] for p in now) == uids, dump(cp, ns, name, operator)
+    assert all(not p["metadata"].get("deletionTimestamp") for p in now), now
+    scaled = [e["message"] for e in events_for(cp, ns, name) if e["reason"] == "ScaledDown"]
+    assert not scaled, scaled
 
 
 def test_actors_scale_4_8_2_via_spec_and_scale_subresource(

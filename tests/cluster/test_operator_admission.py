@@ -35,6 +35,16 @@ def test_api_server_rejects_unknown_field(crd_installed: Any, namespace: str) ->
     assert "replicaz" in proc.stderr
 
 
+def test_credentials_in_the_mongodb_uri_are_rejected_without_being_repeated(crd_installed: Any, namespace: str) -> None:
+    """The API server's error names the field but not the URI: the password must not reach logs."""
+    doc = _with("parameterDb", {"metadata": "mongodb", "mongodb": {"uri": "mongodb://srl:hunter2@mongo:27017/srl"}})
+    proc = crd_installed.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
+    assert proc.returncode != 0 and "spec.parameterDb.mongodb.uri" in proc.stderr, proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout
+    ok = _with("parameterDb", {"metadata": "mongodb", "mongodb": {"uri": "mongodb://mongo:27017/?appName=a@b", "secretName": "m"}})
+    crd_installed.kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(ok))
+
+
 def test_api_server_accepts_and_defaults_the_minimal_document(crd_installed: Any, namespace: str) -> None:
     doc = copy.deepcopy(BASE)
     crd_installed.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(doc))
@@ -53,8 +63,8 @@ def test_api_server_accepts_and_defaults_the_minimal_document(crd_installed: Any
 @pytest.mark.parametrize(
     ("path", "value"),
     [("environment", {"id": None, "entryPoint": "my.envs:Env"}), ("actors.tolerations", [{"key": "k", "operator": "Exists", "effect": None}]),
-     ("algorithm.ppo.valueClip", None)],  # fmt: skip
-    ids=["null-id", "null-enum", "null-turns-off"],
+     ("algorithm.ppo.valueClip", None), ("parameterDb", {"metadata": "mongodb", "mongodb": {"uri": None, "secretName": "m"}})],  # fmt: skip
+    ids=["null-id", "null-enum", "null-turns-off", "null-uri"],
 )
 def test_api_server_accepts_explicit_nulls_like_the_models(crd_installed: Any, namespace: str, path: str, value: Any) -> None:
     from srl_runtime.config.load import parse_experiment

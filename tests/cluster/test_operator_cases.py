@@ -33,6 +33,19 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 _DELETE = object()
 
+
+def _with_all(*changes: tuple[str, Any]) -> dict[str, Any]:
+    """BASE with several spec paths set."""
+    doc = copy.deepcopy(BASE)
+    for path, value in changes:
+        node = doc["spec"]
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return doc
+
+
 # (case id, document, field the API server names, field parse_experiment names)
 INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("negative-actors", _with("actors.replicas", -1), "spec.actors.replicas", "spec.actors.replicas"),
@@ -80,9 +93,49 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.algorithm.ppo.lrSchedule",
     ),
     (
+        "mongodb-uri-with-credentials",
+        _with("parameterDb", {"metadata": "mongodb", "mongodb": {"uri": "mongodb://srl:hunter2@mongo:27017/srl"}}),
+        "spec.parameterDb.mongodb.uri",
+        "spec.parameterDb.mongodb.uri",
+    ),
+    (
         "relative-mount-path",
         _with("actors.volumes", [{"name": "data", "mountPath": "data", "source": {"emptyDir": {}}}]),
         "spec.actors.volumes[0].mountPath",
         "spec.actors.volumes[0].mountPath",
+    ),
+    ("dual-clip-not-above-one", _with("algorithm.ppo.dualClip", 1.0), "spec.algorithm.ppo.dualClip", "spec.algorithm.ppo.dualClip"),
+    (
+        "unknown-off-policy-correction",
+        _with("algorithm.ppo.offPolicyCorrection", "retrace"),
+        "spec.algorithm.ppo.offPolicyCorrection",
+        "spec.algorithm.ppo.offPolicyCorrection",
+    ),
+    ("impala-rho-clip-zero", _with("algorithm.impala", {"rhoClip": 0}), "spec.algorithm.impala.rhoClip", "spec.algorithm.impala.rhoClip"),
+    ("ppg-zero-aux-epochs", _with("algorithm.ppg", {"auxEpochs": 0}), "spec.algorithm.ppg.auxEpochs", "spec.algorithm.ppg.auxEpochs"),
+    (
+        "popart-and-normalize-returns",
+        _with("algorithm.ppo", {"popart": True, "normalizeReturns": True}),
+        "spec.algorithm.ppo.normalizeReturns",
+        "spec.algorithm.ppo.normalizeReturns",
+    ),
+    ("ppg-and-impala", _with("algorithm", {"ppg": {}, "impala": {}}), "spec.algorithm.impala", "spec.algorithm.impala"),
+    (
+        "ppg-recurrent",
+        _with_all(("algorithm.ppg", {}), ("policy.rnn", {"hiddenSize": 8})),
+        "spec.algorithm.ppg",
+        "spec.algorithm.ppg",
+    ),
+    (
+        "centralized-value-shared-encoder",
+        _with("policy", {"centralizedValue": True, "sharedEncoder": True}),
+        "spec.policy.centralizedValue",
+        "spec.policy.centralizedValue",
+    ),
+    (
+        "centralized-value-gym-id",
+        _with("policy.centralizedValue", True),
+        "spec.policy.centralizedValue",
+        "spec.policy.centralizedValue",
     ),
 ]

@@ -46,17 +46,26 @@ def eventually(fn: Callable[[], Any], timeout: float = 90, interval: float = 0.5
 class OperatorProcess:
     """The operator as a subprocess under a given kubeconfig; restartable, stopped by its PID."""
 
-    def __init__(self, kubeconfig: Path, namespaces: list[str], log: Path, interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespaces: list[str],
+        log: Path,
+        interval: float = 2.0,
+        chart_env: dict[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.log = log
         self.interval = interval
+        self.chart_env = dict(chart_env or {})  # the installed chart's settings (see chart_operator_env)
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = _free_port()
 
     def start(self) -> None:
         env = {
             **os.environ,
+            **self.chart_env,
             "KUBECONFIG": str(self.kubeconfig),
             "SRL_WATCH_NAMESPACES": ",".join(self.namespaces),
             "SRL_LIVENESS_PORT": str(self.liveness_port),
@@ -126,8 +135,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def install_chart(cp: ControlPlane, watch: list[str], release: str = RELEASE, namespace: str = OPERATOR_NAMESPACE) -> None:
-    """helm upgrade --install in namespaced scope, watching `watch`."""
+def install_chart(
+    cp: ControlPlane,
+    watch: list[str],
+    release: str = RELEASE,
+    namespace: str = OPERATOR_NAMESPACE,
+    sets: tuple[str, ...] = (),
+) -> None:
+    """helm upgrade --install in namespaced scope, watching `watch` (plus `--set` of each of `sets`)."""
     args = [
         "upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace", "--wait=false",
         "--set", "image.repository=registry.invalid/srl-operator", "--set", "image.tag=test",
@@ -135,8 +150,44 @@ def install_chart(cp: ControlPlane, watch: list[str], release: str = RELEASE, na
     ]  # fmt: skip
     for i, ns in enumerate(watch):
         args += ["--set", f"watchNamespaces[{i}]={ns}"]
+    for value in sets:
+        args += ["--set", value]
     cp.helm(*args)
     cp.kubectl("wait", "--for=condition=Established", "crd/rlexperiments.srl.dev", "--timeout=60s")
+
+
+def chart_operator_env(cp: ControlPlane, release: str = RELEASE, namespace: str = OPERATOR_NAMESPACE) -> dict[str, str]:
+    """The SRL_* environment the installed chart gives the operator's container, resolved as the
+    kubelet would (the downward API's metadata.namespace is the release namespace), so the chart's
+    values reach the operator the tests run as a subprocess."""
+    dep = cp.kubectl_json("get", "deployment", release, "-n", namespace)
+    env: dict[str, str] = {}
+    for e in dep["spec"]["template"]["spec"]["containers"][0].get("env") or []:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[e["name"]] = namespace
+    return {k: v for k, v in env.items() if k.startswith("SRL_")}
+
+
+def start_operator(
+    cp: ControlPlane, namespace: str, log: Path, sets: tuple[str, ...] = ()
+) -> OperatorProcess:
+    """Install the chart (with `sets`) for `namespace` and start the operator under its ServiceAccount."""
+    install_chart(cp, [namespace], sets=sets)
+    kubeconfig = cp.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, RELEASE)
+    op = OperatorProcess(kubeconfig, [namespace], log, chart_env=chart_operator_env(cp))
+    op.start()
+    return op
+
+
+def stop_operator(cp: ControlPlane, op: OperatorProcess) -> None:
+    """Stop it; fail when it hit an RBAC denial (the chart lacks a rule the operator needs)."""
+    op.stop()
+    forbidden = op.forbidden_lines()
+    cp.kubectl("delete", "pv", "-l", "srl-test=true", "--wait=false", check=False)
+    if forbidden:
+        pytest.fail("operator hit RBAC denials:\n" + "\n".join(forbidden[:10]), pytrace=False)
 
 
 def pre_bind_volume(cp: ControlPlane, namespace: str, experiment: str) -> str:
@@ -232,19 +283,11 @@ def operator(
     control_plane: ControlPlane, fake_nodes: list[str], operator_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """helm-installed chart + the operator running under the chart's ServiceAccount."""
-    install_chart(control_plane, [operator_namespace])
-    kubeconfig = control_plane.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, RELEASE)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    op = OperatorProcess(kubeconfig, [operator_namespace], log)
-    op.start()
+    op = start_operator(control_plane, operator_namespace, tmp_path_factory.mktemp("operator") / "operator.log")
     try:
         yield op
     finally:
-        op.stop()
-        forbidden = op.forbidden_lines()
-        control_plane.kubectl("delete", "pv", "-l", "srl-test=true", "--wait=false", check=False)
-        if forbidden:
-            pytest.fail("operator hit RBAC denials:\n" + "\n".join(forbidden[:10]), pytrace=False)
+        stop_operator(control_plane, op)
 
 
 def dump(cp: ControlPlane, namespace: str, name: str, op: OperatorProcess | None = None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -279,6 +280,30 @@ def test_killed_actor_host_and_policy_host_are_restarted(run: MultiHostRun, lab_
     assert state["pids"]["policy/0"] == new_policy != old_policy, state["pids"]
     assert run.log_path("policy", 0).read_text().count("exit (stop: target_mean_return)") == 1
     assert_mongo_has_versions(lab_mongo.uri, run.database, at_least=1)
+
+
+@pytest.mark.timeout(480)
+def test_trainer_sigterm_writes_a_checkpoint_and_its_replacement_resumes_there(run: MultiHostRun) -> None:
+    """Preemption / pod deletion: SIGTERM -> a checkpoint at the current step, exit 143; the next
+    trainer resumes at exactly that step (not at the last periodic checkpoint)."""
+    run.start_all()
+    run.wait_for(lambda s: s["train_steps"] >= MID_RUN, 150, f"{MID_RUN} train steps")
+    proc = run.procs[("trainer", 0)]
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(60)
+    log = run.log_path("trainer", 0).read_text()
+    assert code == 128 + signal.SIGTERM, f"exit code {code}\n{log[-3000:]}"
+    saved = re.findall(r"checkpoint at version (\d+) \(train step (\d+)\) on exit \(preempted: SIGTERM\)", log)
+    assert len(saved) == 1, log[-3000:]
+    version, step = saved[0]
+    run.start("trainer", 0)
+    resumed_line = f"resumed from version {version} (train step {step})"
+    deadline = time.monotonic() + 120
+    while resumed_line not in run.log_path("trainer", 0).read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert resumed_line in run.log_path("trainer", 0).read_text(), run.tails()
+    print(f"\nSIGTERM at train step {step} (version {version}); the restarted trainer resumed there")
+    assert_finished(run)
 
 
 @pytest.mark.timeout(420)

@@ -187,3 +187,55 @@ def test_monitor_loop_keeps_retrying_until_the_flag_is_written(redis_server: Red
         admin.config_set("maxmemory", "0")
         thread.join(timeout=5)
         records.close()
+
+
+def test_password_from_the_environment(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Redis with requirepass (as the operator runs it): the factory passes $SRL_NAME_RECORDS_REDIS_PASSWORD;
+    without it, or with a wrong one, calls fail at once instead of retrying a permanent error."""
+    from srl_runtime.config.worker_env import NAME_RECORDS_REDIS_PASSWORD
+
+    admin = raw(redis_server)
+    admin.config_set("requirepass", "pw-4f9a")
+    admin.close()
+    spec = NameRecordsSpec(backend="redis", redis_address=redis_server.address)
+
+    monkeypatch.setenv(NAME_RECORDS_REDIS_PASSWORD, "pw-4f9a")
+    r = make_name_records(spec, None)
+    r.add("k", "v")
+    assert r.get("k") == "v"
+    r.close()
+
+    monkeypatch.setenv(NAME_RECORDS_REDIS_PASSWORD, "wrong")
+    r = make_name_records(spec, None)
+    with pytest.raises(redis.AuthenticationError):
+        r.get("k")
+    r.close()
+    admin = redis.Redis(host="127.0.0.1", port=redis_server.port, password="pw-4f9a")
+    assert admin.info("errorstats")["errorstat_WRONGPASS"]["count"] == 1  # tried once, not retried
+    admin.close()
+
+    monkeypatch.delenv(NAME_RECORDS_REDIS_PASSWORD)
+    r = make_name_records(spec, None)
+    with pytest.raises(redis.AuthenticationError):  # NOAUTH
+        r.get("k")
+    r.close()
+
+
+def test_operator_reads_the_summary_with_the_password(redis_server: RedisServer) -> None:
+    """The operator's status read: the right password reads the summary; none or a wrong one is a
+    reason in the status (never an exception, never the password)."""
+    import json
+
+    from srl_operator.name_records import read_summary
+    from srl_runtime.name_records import keys
+
+    admin = raw(redis_server)
+    admin.set(keys.experiment_state(keys.experiment_root("cp", "ml")), json.dumps({"policy_version": 3}))
+    admin.config_set("requirepass", "pw-77c1")
+    admin.close()
+    summary, err = read_summary(redis_server.address, "cp", "ml", 2.0, password="pw-77c1")
+    assert (summary, err) == ({"policy_version": 3}, None)
+    for password in (None, "wrong-one"):
+        summary, err = read_summary(redis_server.address, "cp", "ml", 2.0, password=password)
+        assert summary is None and err is not None and redis_server.address in err
+        assert "pw-77c1" not in err and (password is None or password not in err)

@@ -106,8 +106,12 @@ def test_subresources_and_printer_columns() -> None:
         "Actors": ".status.actorsReady",
         "Version": ".status.policyVersion",
         "FPS": ".status.framesPerSecond",
+        "MeanReturn": ".status.meanReturn",
+        "TrainSteps": ".status.trainSteps",
         "Age": ".metadata.creationTimestamp",
     }
+    for path in columns.values():  # every column points at a field the status schema has
+        assert path.startswith(".metadata") or path.removeprefix(".status.") in status, path
     for column in version["additionalPrinterColumns"]:
         field = column["jsonPath"].split(".")[-1]
         if column["jsonPath"].startswith(".status"):

@@ -117,6 +117,51 @@ def test_user_multi_agent_environment_entry_point() -> None:
         assert returns == [4.0] * 6
 
 
+def test_critic_obs_defaults_to_own_then_other_agents_observations() -> None:
+    spec = EnvironmentSpec(entry_point="srl_runtime.envs.examples:MatchingGame", kwargs={"agents": 3, "length": 4})
+    with make_env_batch(spec, 2, seed=0) as batch:
+        assert batch.critic_obs_space is not None and batch.critic_obs_space.shape == (6,)
+        for step in range(2):
+            obs = batch.reset() if step == 0 else batch.step(np.zeros(6, np.int64)).obs
+            critic = batch.critic_obs()
+            assert critic.shape == (6, 6)
+            per_env = obs.reshape(2, 3, 2)
+            for env in range(2):
+                for agent in range(3):
+                    others = [per_env[env, k] for k in range(3) if k != agent]
+                    np.testing.assert_array_equal(critic[env * 3 + agent], np.concatenate([per_env[env, agent], *others]))
+
+
+def test_critic_obs_is_the_environments_state_where_it_has_one() -> None:
+    spec = EnvironmentSpec(entry_point="srl_runtime.envs.examples:TwoAgentSpread")
+    with make_env_batch(spec, 3, seed=0) as batch:
+        obs = batch.reset()
+        assert obs.shape == (6, 12) and batch.critic_obs_space.shape == (17,)
+        critic = batch.critic_obs()
+        assert critic.shape == (6, 17)
+        np.testing.assert_array_equal(critic[:, :2], obs[:, :2])  # the agent's id
+        np.testing.assert_array_equal(critic[:, -5:], obs[:, -5:])  # the landmarks
+        own = obs[:, 2:7].argmax(1).reshape(3, 2)
+        both = critic[:, 2:12].reshape(6, 2, 5).argmax(2).reshape(3, 2, 2)
+        np.testing.assert_array_equal(both[:, 0], own)  # each agent sees both positions
+        np.testing.assert_array_equal(both[:, 1], own)
+
+
+def test_two_agent_spread_rewards_covering_both_landmarks() -> None:
+    from srl_runtime.envs.examples import TwoAgentSpread
+
+    env = TwoAgentSpread(cells=5, length=10)
+    env.reset(seed=3)
+    left, right = env._landmarks
+    total = 0.0
+    for _ in range(10):
+        a = np.sign([left, right] - env._pos) + 1  # each agent to its own landmark
+        _, reward, terminated, truncated, _ = env.step(a)
+        assert reward[0] == reward[1] and not terminated.any()
+        total += float(reward[0])
+    assert truncated.all() and total >= 6.0
+
+
 def test_user_gymnasium_env_entry_point() -> None:
     spec = EnvironmentSpec(entry_point="srl_runtime.envs.examples:CountdownEnv", kwargs={"length": 3})
     with make_env_batch(spec, 2, seed=0) as batch:

@@ -75,6 +75,16 @@ def test_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
     assert info.value.problems[0].startswith("YAML syntax error at line 2, column 1"), info.value.problems
 
 
+@pytest.mark.parametrize("block", ["ppg", "impala"])
+def test_empty_algorithm_blocks_are_valid_documents(block: str) -> None:
+    doc = _with(f"spec.algorithm.{block}", {})
+    experiment = parse_experiment(doc)
+    algorithm = experiment.spec.algorithm
+    assert getattr(algorithm, block) is not None and algorithm.ppo.off_policy_correction == "none"
+    assert parse_experiment(experiment.model_dump(mode="json", by_alias=True)) == experiment
+    assert parse_experiment(BASE).spec.algorithm.ppg is None and parse_experiment(BASE).spec.algorithm.impala is None
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_examples_are_valid(path: Path) -> None:
     experiment = load_experiment(path)

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 import yaml
 
-from srl_operator.builders.configmap import experiment_configmap
+from srl_operator.builders.configmap import experiment_configmap, running_document_hash
+from srl_operator.builders.network_policy import isolation_policy
 from srl_operator.builders.pods import desired_replicas, resources, worker_pod
 from srl_operator.builders.pvc import parameter_db_pvc
 from srl_operator.builders.redis import needs_redis, redis_address, redis_deployment, redis_service
+from srl_operator.builders.secrets import new_password, password_of, redis_auth_secret
 from srl_operator.builders.services import zmq_services
 from srl_operator.config import OperatorConfig
 from srl_operator.naming import dns_label
@@ -42,7 +44,7 @@ def test_configmap_holds_the_validated_document() -> None:
 
 
 def test_pvc_golden() -> None:
-    assert parameter_db_pvc(experiment(parameterDb={"size": "20Gi", "storageClass": "nfs"})) == {
+    assert parameter_db_pvc(experiment(parameterDb={"size": "20Gi", "storageClass": "nfs"}), CFG) == {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": "cp-params", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "params"}},
@@ -52,7 +54,7 @@ def test_pvc_golden() -> None:
             "storageClassName": "nfs",
         },
     }
-    assert parameter_db_pvc(experiment(parameterDb={"claimName": "mine"})) is None
+    assert parameter_db_pvc(experiment(parameterDb={"claimName": "mine"}), CFG) is None
 
 
 def test_redis_golden() -> None:
@@ -67,10 +69,12 @@ def test_redis_golden() -> None:
             "ports": [{"name": "redis", "port": 6379, "targetPort": 6379}],
         },
     }
-    assert redis_deployment(exp, CFG) == {
+    dep = redis_deployment(exp, CFG)
+    hash_ = dep["metadata"]["annotations"]["srl.dev/template-hash"]
+    assert dep == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "cp-redis", "namespace": "ml", "labels": labels},
+        "metadata": {"name": "cp-redis", "namespace": "ml", "labels": labels, "annotations": {"srl.dev/template-hash": hash_}},
         "spec": {
             "replicas": 1,
             "strategy": {"type": "Recreate"},
@@ -89,7 +93,14 @@ def test_redis_golden() -> None:
                         {
                             "name": "redis",
                             "image": "redis:7.2-alpine",
-                            "args": ["--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                            # The password from the Secret; the kubelet expands $(REDIS_PASSWORD).
+                            "args": ["--save", "", "--appendonly", "no", "--requirepass", "$(REDIS_PASSWORD)"],
+                            "env": [
+                                {
+                                    "name": "REDIS_PASSWORD",
+                                    "valueFrom": {"secretKeyRef": {"name": "cp-redis-auth", "key": "password"}},
+                                }
+                            ],
                             "ports": [{"name": "redis", "containerPort": 6379}],
                             "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 5},
                             "livenessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 10},
@@ -107,11 +118,62 @@ def test_redis_golden() -> None:
             },
         },
     }
+    assert redis_deployment(experiment(), OperatorConfig(redis_image="redis:8"))["metadata"]["annotations"] != {
+        "srl.dev/template-hash": hash_
+    }  # another image: another hash, so the reconciler updates the Deployment
     assert redis_address(exp, CFG) == "cp-redis.ml.svc:6379"
     assert redis_address(experiment(nameRecords={"redisAddress": "10.0.0.9:6380"}), CFG) == "10.0.0.9:6380"
     shared = OperatorConfig(shared_redis_address="srl-redis.srl-system.svc:6379")
     assert redis_address(exp, shared) == "srl-redis.srl-system.svc:6379"
     assert not needs_redis(exp, shared) and needs_redis(exp, CFG)
+
+
+def test_redis_auth_secret_golden() -> None:
+    secret = redis_auth_secret(experiment(), "s3cret-pw")
+    assert secret == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "cp-redis-auth", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "redis-auth"}},
+        "type": "Opaque",
+        "data": {"password": "czNjcmV0LXB3"},
+    }
+    assert password_of(secret) == "s3cret-pw"
+    assert password_of({"data": {}}) is None and password_of({"data": {"password": "not base64!"}}) is None
+    one, two = new_password(), new_password()
+    assert one != two and len(one) >= 40 and one.replace("-", "").replace("_", "").isalnum()
+
+
+def test_isolation_policy_golden() -> None:
+    cfg = OperatorConfig(
+        operator_namespace="srl-system",
+        operator_pod_labels=(("app.kubernetes.io/instance", "srl"), ("app.kubernetes.io/name", "srl-operator")),
+    )
+    own = {"matchLabels": {"srl.dev/experiment": "cp"}}
+    assert isolation_policy(experiment(), cfg) == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cp-isolation", "namespace": "ml", "labels": {**EXP_LABELS, "srl.dev/component": "isolation"}},
+        "spec": {
+            "podSelector": own,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": own},
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "srl-system"}},
+                            "podSelector": {
+                                "matchLabels": {"app.kubernetes.io/instance": "srl", "app.kubernetes.io/name": "srl-operator"}
+                            },
+                        },
+                    ]
+                },
+                {"ports": [{"protocol": "TCP", "port": 9100}]},
+            ],
+        },
+    }
+    # An operator that does not know its namespace (run outside the cluster) admits only the experiment.
+    assert isolation_policy(experiment(), CFG)["spec"]["ingress"][0] == {"from": [{"podSelector": own}]}
 
 
 def test_zmq_services_golden() -> None:
@@ -135,6 +197,19 @@ def test_zmq_services_golden() -> None:
     with_policy = zmq_services(experiment(policyWorkers={"replicas": 2}))
     assert [s["metadata"]["name"] for s in with_policy] == ["cp-policy", "cp-trainer"]
     assert with_policy[0]["spec"]["ports"][0] == {"name": "inference", "port": 7100, "targetPort": 7100, "protocol": "TCP"}
+
+
+def test_spec_edits_roll_workers_but_scaling_and_suspend_do_not() -> None:
+    """Pods carry the document they read; only live fields (actors.replicas, suspend) leave it alone."""
+    base = experiment(actors={"replicas": 2})
+    hash_of = lambda e: worker_pod(e, "trainer", 0, CFG)["metadata"]["annotations"]["srl.dev/template-hash"]  # noqa: E731
+    assert hash_of(experiment(actors={"replicas": 9})) == hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, suspend=True)) == hash_of(base)
+    # Restart settings are the operator's alone: raising a limit must not restart running workers.
+    assert hash_of(experiment(actors={"replicas": 2, "restartLimit": 3}, trainers={"restartLimit": 0},
+                              failurePolicy={"backoffSeconds": 9})) == hash_of(base)  # fmt: skip
+    assert hash_of(experiment(actors={"replicas": 2}, algorithm={"ppo": {"learningRate": 0.01}})) != hash_of(base)
+    assert hash_of(experiment(actors={"replicas": 2}, stop={"trainSteps": 7})) != hash_of(base)
 
 
 def test_actor_pod_golden() -> None:
@@ -166,7 +241,7 @@ def test_actor_pod_golden() -> None:
                 "app.kubernetes.io/instance": "cp",
                 "app.kubernetes.io/component": "actor",
             },
-            "annotations": {"srl.dev/template-hash": hash_},
+            "annotations": {"srl.dev/document-hash": running_document_hash(exp), "srl.dev/template-hash": hash_},
         },
         "spec": {
             "restartPolicy": "Never",
@@ -200,6 +275,10 @@ def test_actor_pod_golden() -> None:
                         {"name": "SRL_METRICS_PORT", "value": "9100"},
                         {"name": "HOME", "value": "/tmp"},
                         {"name": "OMP_NUM_THREADS", "value": "2"},
+                        {
+                            "name": "SRL_NAME_RECORDS_REDIS_PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "cp-redis-auth", "key": "password"}},
+                        },
                     ],
                     "ports": [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}],
                     "resources": {"requests": {"cpu": "1"}},
@@ -208,6 +287,7 @@ def test_actor_pod_golden() -> None:
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "volumeMounts": [
                         {"name": "experiment", "mountPath": "/etc/srl", "readOnly": True},
                         {"name": "params", "mountPath": "/srl", "subPath": "cp"},
@@ -245,6 +325,7 @@ def test_trainer_pod_on_cuda_with_mongo_secret_and_existing_claim() -> None:
     env = {e["name"]: e for e in container["env"]}
     assert env["SRL_MONGO_URI"] == {"name": "SRL_MONGO_URI", "valueFrom": {"secretKeyRef": {"name": "mongo", "key": "url"}}}
     assert env["SRL_NAME_RECORDS_REDIS"]["value"] == "redis.infra:6379"
+    assert "SRL_NAME_RECORDS_REDIS_PASSWORD" not in env  # someone else's Redis: no password of ours
     assert env["SRL_SAMPLE_PORT"]["value"] == "7200"
     assert {"name": "params", "persistentVolumeClaim": {"claimName": "shared"}} in pod["spec"]["volumes"]
     assert pod["spec"]["serviceAccountName"] == "trainer-sa"
@@ -297,3 +378,20 @@ def test_kopf_command_line_from_environment() -> None:
     assert kopf_argv({"SRL_WATCH_NAMESPACES": "a, b", "SRL_LIVENESS_PORT": ""}, ["--verbose"]) == [
         *base, "--namespace", "a", "--namespace", "b", "--verbose",
     ]  # fmt: skip
+
+
+def test_pull_policy_comes_from_the_operator_unless_the_spec_sets_one() -> None:
+    """The examples name no pull policy: the chart's runtimeImage.pullPolicy decides (kind, air-gapped)."""
+    never = OperatorConfig(runtime_image_pull_policy="Never")
+    container = worker_pod(experiment(), "actor", 0, never)["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "Never"
+    pinned = worker_pod(experiment(cluster={"imagePullPolicy": "Always"}), "actor", 0, never)
+    assert pinned["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+
+
+def test_claim_access_mode_comes_from_the_operator_unless_the_spec_sets_one() -> None:
+    """One-node clusters (kind's local-path) offer only ReadWriteOnce: a chart value, not an edit of every example."""
+    rwo = OperatorConfig(pvc_access_mode="ReadWriteOnce")
+    assert parameter_db_pvc(experiment(), rwo)["spec"]["accessModes"] == ["ReadWriteOnce"]  # type: ignore[index]
+    pinned = parameter_db_pvc(experiment(parameterDb={"accessMode": "ReadWriteMany"}), rwo)
+    assert pinned["spec"]["accessModes"] == ["ReadWriteMany"]  # type: ignore[index]

@@ -67,7 +67,12 @@ def test_namespaced_scope_gets_a_role_per_watched_namespace(tmp_path: Path) -> N
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r["verbs"] for r in roles[0]["rules"]}
     assert rules[(("srl.dev",), ("rlexperiments",))] == ["list", "watch", "patch"]
     assert rules[(("",), ("pods", "services"))] == ["list", "create", "delete"]
-    assert not any("secrets" in r["resources"] for r in roles[0]["rules"]), "the operator never reads Secrets"
+    # Secrets: it creates each experiment's Redis password and reads it by name; never lists or changes one.
+    assert rules[(("",), ("secrets",))] == ["get", "create"]
+    assert [r for r in roles[0]["rules"] if "secrets" in r["resources"]] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]}
+    ]
+    assert rules[(("networking.k8s.io",), ("networkpolicies",))] == ["list", "create", "patch"]
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in roles[0]["rules"])
     (dep,) = by_kind(docs, "Deployment")
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -116,3 +121,50 @@ def test_values_schema_rejects_unknown_keys(tmp_path: Path) -> None:
 
 def test_chart_crd_is_the_generated_one() -> None:
     assert (CHART / "crds" / "rlexperiment.yaml").read_text() == crd_schema.crd_yaml()
+
+
+def _operator_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    (dep,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "srl-operator"]
+    return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_operator_knows_its_namespace_and_labels_for_network_policies(tmp_path: Path) -> None:
+    from srl_operator.config import OperatorConfig
+
+    docs = render(tmp_path)
+    env = _operator_env(docs)
+    assert env["SRL_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    (dep,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "srl-operator"]
+    cfg = OperatorConfig.from_env({"SRL_OPERATOR_POD_LABELS": env["SRL_OPERATOR_POD_LABELS"]["value"]})
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert cfg.operator_pod_labels and all(pod_labels[k] == v for k, v in cfg.operator_pod_labels)
+
+
+def test_worker_policy_defaults_are_the_operators(tmp_path: Path) -> None:
+    """The chart's defaults and OperatorConfig's are the same lists (hostPath is in neither)."""
+    from srl_operator.config import OperatorConfig
+
+    env = _operator_env(render(tmp_path))
+    from_chart = OperatorConfig.from_env({k: e["value"] for k, e in env.items() if "value" in e})
+    assert from_chart.allowed_volume_types == OperatorConfig().allowed_volume_types
+    assert from_chart.allowed_service_accounts == OperatorConfig().allowed_service_accounts
+    assert "hostPath" not in from_chart.allowed_volume_types
+
+    env = _operator_env(render(tmp_path, "workerPolicy.allowedServiceAccounts={srl-workers,eval}"))
+    assert env["SRL_ALLOWED_SERVICE_ACCOUNTS"]["value"] == "srl-workers,eval"
+
+
+def test_worker_policy_values_are_strict(tmp_path: Path) -> None:
+    for bad in ("workerPolicy.allowedVolumeType={emptyDir}", "workerPolicy.allowedServiceAccounts={Bad_Name}",
+                "workerPolicy.allowedVolumeTypes={host path}"):  # fmt: skip
+        proc = helm("template", "x", str(CHART), "--kube-version", "1.35.0", "--set", bad, tmp=tmp_path, check=False)
+        assert proc.returncode != 0, f"--set {bad} was accepted"
+    values = tmp_path / "none.yaml"
+    values.write_text("workerPolicy: {allowedServiceAccounts: [], allowedVolumeTypes: []}\n")
+    out = helm("template", "srl-operator", str(CHART), "--kube-version", "1.35.0", "-f", str(values), tmp=tmp_path).stdout
+    env = _operator_env([d for d in yaml.safe_load_all(out) if d])
+    assert env["SRL_ALLOWED_VOLUME_TYPES"]["value"] == env["SRL_ALLOWED_SERVICE_ACCOUNTS"]["value"] == ""
+    from srl_operator.config import OperatorConfig
+
+    none = OperatorConfig.from_env({"SRL_ALLOWED_VOLUME_TYPES": "", "SRL_ALLOWED_SERVICE_ACCOUNTS": ""})
+    assert none.allowed_volume_types == none.allowed_service_accounts == ()  # set and empty: none allowed

@@ -235,6 +235,42 @@ def test_sample_producer_applies_back_pressure(kind: str, records: MemoryNameRec
     consumer.close()
 
 
+@pytest.mark.parametrize("kind", ["zmq", "shm"])
+def test_a_consumer_that_stops_consuming_does_not_starve_the_others(kind: str, records: MemoryNameRecords) -> None:
+    """Two trainers in a group: one waits in the all-reduce (consumes nothing) for the other, which
+    still needs samples. The producers must keep feeding the one that consumes."""
+    waiting = make_sample_consumer(kind, records, ROOT, 0, **({"hwm": 2} if kind == "zmq" else {}))
+    hungry = make_sample_consumer(kind, records, ROOT, 1, **({"hwm": 2} if kind == "zmq" else {}))
+    producer = (
+        make_sample_producer(kind, records, ROOT, hwm=2) if kind == "zmq" else make_sample_producer(kind, records, ROOT, ring_size=4)
+    )
+    sample = {"obs": np.zeros((256, 1024), np.uint8)}
+    received: list[int] = []
+    done = threading.Event()
+
+    def consume() -> None:  # the hungry trainer, in its own thread as in its own process
+        while not done.is_set():
+            if hungry.consume(timeout=0.05) is not None:
+                received.append(1)
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    try:
+        for i in range(40):
+            producer.post({"i": i}, sample, timeout=5)  # TimeoutError here is the starvation
+        deadline = time.monotonic() + 10
+        while len(received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        done.set()
+        t.join(5)
+    # Every post went through; what the waiting trainer did not hold went to the hungry one.
+    assert len(received) >= 10, f"the consuming trainer got only {len(received)} of 40"
+    producer.close()
+    waiting.close()
+    hungry.close()
+
+
 def test_no_consumer_times_out(records: MemoryNameRecords) -> None:
     for kind in ("zmq", "shm"):
         producer = make_sample_producer(kind, records, ROOT, refresh_interval=0.05)

@@ -18,6 +18,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The operator pod's selector labels as k=v,k=v (SRL_OPERATOR_POD_LABELS: NetworkPolicy peers). */}}
+{{- define "srl-operator.selectorLabelsCsv" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := include "srl-operator.selectorLabels" . | fromYaml -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
 {{- define "srl-operator.serviceAccountName" -}}
 {{- default (include "srl-operator.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
@@ -44,7 +53,10 @@ Exactly what the operator does (operator/srl_operator): kopf lists, watches and 
 RLExperiments (finalizer, progress annotations, status); the reconciler lists an experiment's
 children by label and creates/deletes them; Events record what it did. `rlexperiments/finalizers`
 update lets it set blockOwnerDeletion on owner references where the OwnerReferencesPermissionEnforcement
-admission plugin is on. Secrets are never read: pods get the MongoDB URI through secretKeyRef.
+admission plugin is on. Secrets: get and create only (never list, watch, update or delete) — the
+operator creates each experiment's <exp>-redis-auth once and reads it by name to talk to that Redis;
+pods get passwords and the MongoDB URI through secretKeyRef. Deployments are patched when the Redis
+template changes; the NetworkPolicy <exp>-isolation when its peers change.
 */}}
 {{- define "srl-operator.rules" -}}
 - apiGroups: [srl.dev]
@@ -65,9 +77,15 @@ admission plugin is on. Secrets are never read: pods get the MongoDB URI through
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [list, create]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [list, create, delete]
+  verbs: [list, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

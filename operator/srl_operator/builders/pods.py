@@ -11,13 +11,14 @@ from srl_operator.builders.common import (
     pod_security_context,
     template_hash,
 )
-from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR
+from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR, running_document_hash
 from srl_operator.builders.pvc import MOUNT_PATH, PARAMS_PATH, RUN_PATH, claim_name
-from srl_operator.builders.redis import redis_address
+from srl_operator.builders.redis import needs_redis, password_env, redis_address
 from srl_operator.builders.services import METRICS_PORT, role_ports
 from srl_operator.config import OperatorConfig
 from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import RLExperiment, WorkerRoleSpec
+from srl_runtime.config.ports import PORT_ENV
 
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_ACTOR_CPU = "1"  # actors step environments: one core each unless the spec says otherwise
@@ -92,12 +93,22 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
         {"name": worker_env.METRICS_PORT, "value": str(METRICS_PORT)},
         {"name": "HOME", "value": "/tmp"},  # the root filesystem is read-only
     ]
+    # The runtime binds exactly these (srl_runtime.config.ports), so the Services' ports are real.
+    serves = False
     for port_name, port in role_ports(role):
-        if port_name != "metrics":
-            ours.append({"name": f"SRL_{port_name.upper()}_PORT", "value": str(port)})
+        if port_name in PORT_ENV:
+            ours.append({"name": PORT_ENV[port_name], "value": str(port)})
+            serves = True
+    if serves:
+        # Stream servers advertise their stable name through the role's headless Service
+        # (<pod>.<service>.<namespace>.svc): peers connect through the Service's DNS, not a pod IP.
+        host = f"{naming.pod_name(exp.metadata.name, role, index)}.{naming.service_name(exp.metadata.name, role)}"
+        ours.append({"name": worker_env.ADVERTISE_HOST, "value": f"{host}.{exp.metadata.namespace}.{cfg.redis_host_suffix}"})
     rs = _role_spec(exp, role)
     threads = str(rs.torch_threads if rs is not None else 1)
     ours.append({"name": "OMP_NUM_THREADS", "value": threads})
+    if needs_redis(exp, cfg):  # the experiment's own Redis requires its password
+        ours.append(password_env(exp, worker_env.NAME_RECORDS_REDIS_PASSWORD))
     mongo = spec.parameter_db.mongodb
     if mongo is not None and mongo.secret_name:
         ours.append(
@@ -120,13 +131,16 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
     container: dict[str, Any] = {
         "name": "worker",
         "image": exp.spec.cluster.image or cfg.runtime_image,
-        "imagePullPolicy": exp.spec.cluster.image_pull_policy,
+        "imagePullPolicy": exp.spec.cluster.image_pull_policy or cfg.runtime_image_pull_policy,
         "command": ["srl"],
         "args": ["worker", "--role", role, "--index", str(index), "--experiment", EXPERIMENT_PATH],
         "env": env(exp, role, index, cfg),
         "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role_ports(role)],
         "resources": resources(exp, role),
         "securityContext": container_security_context(),
+        # A failed worker's last log lines land in its status (state.terminated.message): the
+        # operator quotes them when the worker is out of restarts, without reading pods/log.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "experiment", "mountPath": MOUNT_DIR, "readOnly": True},
             # One directory per experiment: a shared claim (or NFS export) holds many experiments.
@@ -166,5 +180,7 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "metadata": metadata(pod_name, exp.metadata.namespace, naming.pod_labels(name, role, index)),
         "spec": spec,
     }
-    pod["metadata"]["annotations"] = {naming.ANNOTATION_TEMPLATE_HASH: template_hash(pod)}
+    # The document hash is part of the template: a spec edit (other than live scaling) rolls the pod.
+    pod["metadata"]["annotations"] = {naming.ANNOTATION_DOCUMENT_HASH: running_document_hash(exp)}
+    pod["metadata"]["annotations"][naming.ANNOTATION_TEMPLATE_HASH] = template_hash(pod)
     return pod

@@ -6,6 +6,7 @@ from typing import Any
 
 from srl_operator import naming
 from srl_operator.builders.common import metadata
+from srl_operator.config import OperatorConfig
 from srl_runtime.config.experiment import RLExperiment
 
 MOUNT_PATH = "/srl"  # the experiment's directory on the claim (subPath = experiment name)
@@ -18,14 +19,14 @@ def claim_name(exp: RLExperiment) -> str:
     return exp.spec.parameter_db.claim_name or naming.pvc_name(exp.metadata.name)
 
 
-def parameter_db_pvc(exp: RLExperiment) -> dict[str, Any] | None:
+def parameter_db_pvc(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any] | None:
     """None when spec.parameterDb.claimName points at an existing claim."""
     db = exp.spec.parameter_db
     if db.claim_name:
         return None
     name = exp.metadata.name
     spec: dict[str, Any] = {
-        "accessModes": [db.access_mode],
+        "accessModes": [db.access_mode or cfg.pvc_access_mode],
         "resources": {"requests": {"storage": db.size}},
     }
     if db.storage_class:

@@ -1,6 +1,9 @@
 """The per-experiment Redis for name records: a Deployment and its Service.
 
 Name records are soft state (workers re-register with keep-alives), so Redis runs without persistence.
+It requires the password from the experiment's `<exp>-redis-auth` Secret (builders/secrets.py): the
+container gets it by `secretKeyRef` and the kubelet expands `$(REDIS_PASSWORD)` in the arguments, so
+it appears in neither the Deployment nor any ConfigMap.
 """
 
 from __future__ import annotations
@@ -8,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from srl_operator import naming
-from srl_operator.builders.common import container_security_context, metadata
+from srl_operator.builders.common import container_security_context, metadata, template_hash
+from srl_operator.builders.secrets import REDIS_PASSWORD_KEY
 from srl_operator.config import OperatorConfig
 from srl_runtime.config.experiment import RLExperiment
 
 REDIS_PORT = 6379
 REDIS_UID = 999  # the redis user of the official image
+PASSWORD_ENV = "REDIS_PASSWORD"  # the Redis container's variable holding the password
 
 
 def needs_redis(exp: RLExperiment, cfg: OperatorConfig) -> bool:
@@ -31,10 +36,17 @@ def redis_address(exp: RLExperiment, cfg: OperatorConfig) -> str:
     return f"{naming.redis_name(exp.metadata.name)}.{ns}.{cfg.redis_host_suffix}:{REDIS_PORT}"
 
 
+def password_env(exp: RLExperiment, name: str) -> dict[str, Any]:
+    """An env entry `name` holding the experiment's Redis password (a secretKeyRef)."""
+    ref = {"name": naming.redis_auth_name(exp.metadata.name), "key": REDIS_PASSWORD_KEY}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
 def redis_deployment(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any]:
+    """The Deployment carries the hash of its own manifest: the reconciler updates an outdated one."""
     name = exp.metadata.name
     labels = naming.component_labels(name, "redis")
-    return {
+    dep = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(naming.redis_name(name), exp.metadata.namespace, labels),
@@ -56,7 +68,8 @@ def redis_deployment(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any]:
                         {
                             "name": "redis",
                             "image": cfg.redis_image,
-                            "args": ["--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                            "args": ["--save", "", "--appendonly", "no", "--requirepass", f"$({PASSWORD_ENV})"],
+                            "env": [password_env(exp, PASSWORD_ENV)],
                             "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
                             "readinessProbe": {"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 5},
                             "livenessProbe": {"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 10},
@@ -70,6 +83,8 @@ def redis_deployment(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any]:
             },
         },
     }
+    dep["metadata"]["annotations"] = {naming.ANNOTATION_TEMPLATE_HASH: template_hash(dep)}
+    return dep
 
 
 def redis_service(exp: RLExperiment) -> dict[str, Any]:

@@ -11,23 +11,11 @@ from typing import Any
 from srl_operator import naming
 from srl_operator.builders.common import metadata
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.ports import METRICS_PORT, role_ports
 
-INFERENCE_PORT = 7100  # policy workers serve the inference stream here
-SAMPLE_PORT = 7200  # trainers pull the sample stream here
-TRAINER_PEER_PORT = 7300  # torch.distributed rendezvous between trainers
-METRICS_PORT = 9100
-
-_PORTS: dict[naming.Role, list[tuple[str, int]]] = {
-    "policy": [("inference", INFERENCE_PORT), ("metrics", METRICS_PORT)],
-    "trainer": [("sample", SAMPLE_PORT), ("peers", TRAINER_PEER_PORT), ("metrics", METRICS_PORT)],
-}
+__all__ = ["METRICS_PORT", "ZMQ_ROLES", "role_ports", "zmq_service", "zmq_services"]
 
 ZMQ_ROLES: tuple[naming.Role, ...] = ("policy", "trainer")
-
-
-def role_ports(role: naming.Role) -> list[tuple[str, int]]:
-    """(name, port) a role listens on; actors and eval only expose metrics."""
-    return _PORTS.get(role, [("metrics", METRICS_PORT)])
 
 
 def zmq_service(exp: RLExperiment, role: naming.Role) -> dict[str, Any]:

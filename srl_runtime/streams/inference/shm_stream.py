@@ -37,7 +37,7 @@ class ShmInferenceServer(ZmqInferenceServer):
         self._last_reap = time.monotonic()
         super().__init__(name_records, root, index, host, **kw)
 
-    def _bind(self, host: str) -> str:
+    def _bind(self, host: str, port: int, advertise: str | None) -> str:  # one host: an ipc socket
         address, self._ipc_path = zmq_util.bind_ipc(self._sock, "inf")
         return address
 

@@ -45,7 +45,7 @@ def request_id_of(meta: dict[str, Any]) -> int:
 
 
 class ZmqInferenceServer(InferenceServer):
-    """ROUTER on tcp://host:random-port, registered at keys.inference_stream(root, index)."""
+    """ROUTER on tcp://host:port (0: any free port), registered at keys.inference_stream(root, index)."""
 
     def __init__(
         self,
@@ -54,21 +54,23 @@ class ZmqInferenceServer(InferenceServer):
         index: int,
         host: str = "127.0.0.1",
         *,
+        port: int = 0,
+        advertise: str | None = None,
         keepalive_ttl: float = 10.0,
         check: RequestCheck | None = None,
     ) -> None:
         self._check = check
         self._sock = zmq_util.socket(zmq.ROUTER)
         self._carry: deque[InferenceRequest] = deque()  # taken off the socket but over max_rows
-        self.address = self._bind(host)
+        self.address = self._bind(host, port, advertise)
         self._records = name_records
         self._key = keys.inference_stream(root, index)
         name_records.add(self._key, self.address, keepalive_ttl=keepalive_ttl, replace=True)
         log.info("inference server %d listening on %s", index, self.address)
 
     # ---- transport hooks (shm overrides these)
-    def _bind(self, host: str) -> str:
-        return zmq_util.bind_tcp(self._sock, host)
+    def _bind(self, host: str, port: int, advertise: str | None) -> str:
+        return zmq_util.bind_tcp(self._sock, host, port, advertise)
 
     def _unpack(self, client: bytes, meta: dict[str, Any], arrays: Arrays) -> InferenceRequest:
         return InferenceRequest(client=client, request_id=request_id_of(meta), arrays=arrays)

@@ -28,7 +28,13 @@ RELEASE = "shm_release"
 
 
 class ShmSampleProducer(wire.DropCounter, SampleProducer):
-    """Up to `ring_size` slots in flight, spread round-robin over the consumers on this host."""
+    """Up to `ring_size` slots in flight, each sent to the consumer holding the fewest unreleased
+    slots (round-robin among equals).
+
+    Least-loaded, not strict round-robin: a consumer that stops consuming for a while (a trainer
+    waiting in its group's all-reduce for a peer that still needs samples) must not collect every
+    slot of the ring — that would starve the peer it waits for, and the group would never step.
+    """
 
     def __init__(
         self,
@@ -109,6 +115,17 @@ class ShmSampleProducer(wire.DropCounter, SampleProducer):
                 except MalformedMessage as e:
                     self._drop(e, "release note")
 
+    def _least_loaded(self) -> str:
+        held = dict.fromkeys(self._order, 0)
+        for _, where in self._busy.values():
+            if where in held:
+                held[where] += 1
+        n = len(self._order)
+        start = self._rr % n
+        self._rr += 1
+        rotated = self._order[start:] + self._order[:start]
+        return min(rotated, key=held.__getitem__)
+
     def post(self, meta: dict[str, Any], arrays: Arrays, timeout: float | None = None) -> None:
         need = shm.payload_nbytes(arrays)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -125,8 +142,7 @@ class ShmSampleProducer(wire.DropCounter, SampleProducer):
                     raise TimeoutError("no free sample slot: consumers are not keeping up")
             self._wait_release(step)
         layout, _ = seg.write(arrays)
-        address = self._order[self._rr % len(self._order)]
-        self._rr += 1
+        address = self._least_loaded()
         note = {"m": meta, **self._identity, "shm": {"seg": seg.name, "a": layout}}
         if self._retired:
             note["retired"], self._retired = self._retired[:64], self._retired[64:]

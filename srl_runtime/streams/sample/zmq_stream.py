@@ -86,7 +86,7 @@ class ZmqSampleProducer(SampleProducer):
 
 
 class ZmqSampleConsumer(SampleConsumer):
-    """PULL on tcp://host:random-port, registered at keys.sample_stream(root, trainer_index)."""
+    """PULL on tcp://host:port (0: any free port), registered at keys.sample_stream(root, trainer_index)."""
 
     def __init__(
         self,
@@ -95,13 +95,15 @@ class ZmqSampleConsumer(SampleConsumer):
         trainer_index: int,
         host: str = "127.0.0.1",
         *,
+        port: int = 0,
+        advertise: str | None = None,
         hwm: int = 8,
         keepalive_ttl: float = 10.0,
         check: SampleCheck | None = None,
     ) -> None:
         self._check = check
         self._sock = zmq_util.socket(zmq.PULL, rcvhwm=hwm)
-        self.address = zmq_util.bind_tcp(self._sock, host)
+        self.address = zmq_util.bind_tcp(self._sock, host, port, advertise)
         self._records = name_records
         self._key = keys.sample_stream(root, trainer_index)
         name_records.add(self._key, self.address, keepalive_ttl=keepalive_ttl, replace=True)
