@@ -45,10 +45,10 @@ def test_one_non_finite_env_value_is_counted_dropped_and_training_goes_on(tmp_pa
     exp = _experiment(tmp_path, what="reward" if what == "reward" else "obs")
     summary = run_serial(exp, tmp_path / "run")
     assert summary.stop_reason == "train_steps", summary
+    assert _latest_params_finite(tmp_path / "run", exp), "the policy was poisoned"
     assert summary.non_finite_env_values == 1, summary
     assert summary.non_finite_samples >= 1, "the trainer must skip the sample holding the NaN/inf"
     assert summary.skipped_updates == 0, "nothing non-finite may reach an update"
-    assert _latest_params_finite(tmp_path / "run", exp), "the policy was poisoned"
     assert summary.mean_return is not None and math.isfinite(summary.mean_return), "a NaN return reached the window"
 
 
