@@ -29,6 +29,7 @@ class NonFiniteGuard:
         self.by_field: collections.Counter[str] = collections.Counter()
         self.last: str | None = None
         self._next_warn = 0.0
+        self._failed = False
 
     def report(self, what: str, detail: str, count: int = 1) -> None:
         """`count` occurrences of non-finite `what` (a field, e.g. reward); `detail` says where."""
@@ -38,7 +39,9 @@ class NonFiniteGuard:
         self.by_field[what] += count
         self.last = f"{what} {detail}"
         if self.policy == "fail":
-            self._fail_run(f"failed: non-finite {what} {detail} ({self.who}; failurePolicy.nonFinite: fail)")
+            if not self._failed:  # once: the run is ending
+                self._failed = True
+                self._fail_run(f"failed: non-finite {what} {detail} ({self.who}; failurePolicy.nonFinite: fail)")
             return
         now = time.monotonic()
         if now >= self._next_warn:
