@@ -35,6 +35,7 @@ class OperatorConfig:
     runtime_image: str = "srl-runtime:latest"
     runtime_image_pull_policy: str = "IfNotPresent"  # worker pods' pull policy unless the spec sets one
     pvc_access_mode: str = "ReadWriteMany"  # the parameter-DB claim's access mode unless the spec sets one
+    actor_cpu_request: str = "1"  # actors step environments: one core each unless the spec says otherwise
     redis_image: str = "redis:7.2-alpine"
     reconcile_interval: float = 10.0  # seconds between level-based reconciles of one experiment
     api_concurrency: int = 16  # parallel create/delete calls (1,000 actors must not take minutes)
@@ -57,6 +58,7 @@ class OperatorConfig:
             runtime_image=env.get("SRL_RUNTIME_IMAGE", default.runtime_image),
             runtime_image_pull_policy=env.get("SRL_RUNTIME_IMAGE_PULL_POLICY", default.runtime_image_pull_policy),
             pvc_access_mode=env.get("SRL_PVC_ACCESS_MODE", default.pvc_access_mode),
+            actor_cpu_request=env.get("SRL_ACTOR_CPU_REQUEST", default.actor_cpu_request),
             redis_image=env.get("SRL_REDIS_IMAGE", default.redis_image),
             reconcile_interval=float(env.get("SRL_RECONCILE_INTERVAL", default.reconcile_interval)),
             api_concurrency=int(env.get("SRL_API_CONCURRENCY", default.api_concurrency)),

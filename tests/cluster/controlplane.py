@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import http.client
-import json
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import yaml
 from kube_pki import CertPair, make_ca, make_cert, make_rsa_keypair
+from kubeclient import KubectlMixin
 
 TOOLS = (
     "etcd",
@@ -39,7 +39,8 @@ KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 # Putting this label on a Running pod makes kwok's chaos stage mark it Failed (see kwok_stages).
 KWOK_FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 FAIL_ANNOTATION_PREFIX = KWOK_FAIL_LABEL
-SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs: written into objects, never routed
+SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs (routed only on an e2e node, by kube-proxy)
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: first address of SERVICE_CIDR
 POD_CIDR = "10.128.0.1/16"  # kwok's fake pod IPs: status only, nothing listens there
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -69,10 +70,16 @@ class _Component:
 
 
 @dataclass
-class ControlPlane:
+class ControlPlane(KubectlMixin):
     workdir: Path
     bin_dir: Path
     startup_timeout: float = 120.0
+    # Address the apiserver listens on and advertises. Loopback for the cluster tier; the e2e tier
+    # passes the host end of its node's veth so kubelet, kube-proxy and pods can reach it, and then
+    # the `kubernetes` Service gets this address as its endpoint.
+    bind_address: str = "127.0.0.1"
+    # kwok plays the kubelet for fake nodes; the e2e tier runs a real kubelet and turns it off.
+    with_kwok: bool = True
     server: str = ""
     admin_kubeconfig: Path = field(init=False)
     _components: list[_Component] = field(default_factory=list, init=False)
@@ -87,7 +94,8 @@ class ControlPlane:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        missing = [t for t in TOOLS if not os.access(self.bin_dir / t, os.X_OK)]
+        tools = [t for t in TOOLS if self.with_kwok or t != "kwok"]
+        missing = [t for t in tools if not os.access(self.bin_dir / t, os.X_OK)]
         if missing:
             raise ControlPlaneError(
                 f"missing in {self.bin_dir}: {', '.join(missing)}; "
@@ -103,7 +111,8 @@ class ControlPlane:
             self._start_apiserver()
             self._start_controller_manager()
             self._start_scheduler()
-            self._start_kwok()
+            if self.with_kwok:
+                self._start_kwok()
             self._wait_default_serviceaccount()
         except Exception as exc:
             report = self.log_tails()
@@ -144,51 +153,6 @@ class ControlPlane:
 
     # ---- client helpers -----------------------------------------------------------------------
 
-    def kubectl(
-        self,
-        *args: str,
-        kubeconfig: Path | None = None,
-        check: bool = True,
-        input: str | None = None,
-        timeout: float = 120,
-    ) -> subprocess.CompletedProcess[str]:
-        cmd = [
-            str(self.bin_dir / "kubectl"),
-            "--kubeconfig",
-            str(kubeconfig or self.admin_kubeconfig),
-            *args,
-        ]
-        return self._run(cmd, check=check, input=input, timeout=timeout)
-
-    def helm(
-        self, *args: str, kubeconfig: Path | None = None, check: bool = True, timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
-        cmd = [
-            str(self.bin_dir / "helm"),
-            "--kubeconfig",
-            str(kubeconfig or self.admin_kubeconfig),
-            *args,
-        ]
-        # Keep helm's cache/config/data out of $HOME so runs don't see each other's repos.
-        home = self.workdir / "helm"
-        env = {
-            **os.environ,
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-        }
-        return self._run(cmd, check=check, timeout=timeout, env=env)
-
-    def kubectl_json(self, *args: str, kubeconfig: Path | None = None) -> dict:
-        return json.loads(self.kubectl(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
-
-    def apply(self, manifest: dict | list[dict] | str, *, kubeconfig: Path | None = None) -> None:
-        """kubectl apply -f - for a manifest given as YAML text, a dict or a list of dicts."""
-        if not isinstance(manifest, str):
-            docs = manifest if isinstance(manifest, list) else [manifest]
-            manifest = yaml.safe_dump_all(docs)
-        self.kubectl("apply", "-f", "-", input=manifest, kubeconfig=kubeconfig)
-
     def serviceaccount_kubeconfig(self, namespace: str, name: str, duration: str = "24h") -> Path:
         """A kubeconfig that authenticates as system:serviceaccount:NS:NAME.
 
@@ -200,6 +164,40 @@ class ControlPlane:
         ).stdout.strip()
         path = self.workdir / "kubeconfigs" / f"sa-{namespace}-{name}.kubeconfig"
         self._write_kubeconfig(path, user=f"{namespace}:{name}", token=token)
+        return path
+
+    def issue_cert(
+        self,
+        name: str,
+        *,
+        common_name: str,
+        organizations: tuple[str, ...] = (),
+        sans: tuple[str, ...] = (),
+        server: bool = False,
+    ) -> CertPair:
+        """A certificate signed by this cluster's CA (e.g. a kubelet's client and serving certs)."""
+        return make_cert(
+            self.pki,
+            self.ca,
+            name,
+            common_name=common_name,
+            organizations=organizations,
+            sans=sans,
+            server=server,
+        )
+
+    def client_kubeconfig(
+        self, name: str, *, common_name: str, organizations: tuple[str, ...] = ()
+    ) -> Path:
+        """A kubeconfig authenticating with a fresh client cert as user `common_name`.
+
+        Kubernetes takes the user from the CN and groups from O: `system:node:<node>` in
+        `system:nodes` is what the Node authorizer grants a kubelet, `system:kube-proxy` is bound
+        to `system:node-proxier` by the bootstrap RBAC policy.
+        """
+        cert = self.issue_cert(name, common_name=common_name, organizations=organizations)
+        path = self.workdir / "kubeconfigs" / f"{name}.kubeconfig"
+        self._write_kubeconfig(path, user=common_name, cert=cert)
         return path
 
     def add_fake_nodes(
@@ -283,35 +281,7 @@ class ControlPlane:
             "label", "--overwrite", "-n", namespace, f"pod/{name}", f"{KWOK_FAIL_LABEL}=true"
         )
 
-    def wait_pod_phase(self, namespace: str, name: str, phase: str, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        pod: dict = {}
-        while time.monotonic() < deadline:
-            pod = self.kubectl_json("get", "pod", name, "-n", namespace)
-            if pod.get("status", {}).get("phase") == phase:
-                return pod
-            time.sleep(0.5)
-        raise TimeoutError(
-            f"pod {namespace}/{name} not {phase} after {timeout}s: {pod.get('status')}"
-        )
-
     # ---- internals ---------------------------------------------------------------------------
-
-    def _run(
-        self,
-        cmd: list[str],
-        *,
-        check: bool,
-        timeout: float,
-        input: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            cmd, input=input, capture_output=True, text=True, timeout=timeout, env=env
-        )
-        if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
-        return proc
 
     def _spawn(self, name: str, args: list[str]) -> _Component:
         log = self.logs / f"{name}.log"
@@ -353,7 +323,8 @@ class ControlPlane:
             server=True,
             sans=(
                 "IP:127.0.0.1",
-                "IP:10.96.0.1",
+                f"IP:{self.bind_address}",
+                f"IP:{KUBERNETES_SERVICE_IP}",
                 "DNS:localhost",
                 "DNS:kubernetes",
                 "DNS:kubernetes.default",
@@ -377,6 +348,15 @@ class ControlPlane:
             self.ca,
             "kwok",
             common_name="kwok-controller",
+            organizations=("system:masters",),
+        )
+        # The apiserver's client cert towards kubelets (kubectl logs/exec); system:masters passes
+        # the kubelet's webhook authorization.
+        self.kubelet_client_cert = make_cert(
+            self.pki,
+            self.ca,
+            "apiserver-kubelet-client",
+            common_name="kube-apiserver-kubelet-client",
             organizations=("system:masters",),
         )
         self.sa_key, self.sa_pub = make_rsa_keypair(self.pki, "sa")
@@ -422,8 +402,10 @@ class ControlPlane:
             ctx.load_cert_chain(str(cert.cert), str(cert.key))
         return ctx
 
-    def _https_ok(self, port: int, path: str, ctx: ssl.SSLContext) -> bool:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ctx)
+    def _https_ok(
+        self, port: int, path: str, ctx: ssl.SSLContext, host: str = "127.0.0.1"
+    ) -> bool:
+        conn = http.client.HTTPSConnection(host, port, timeout=5, context=ctx)
         conn.request("GET", path)
         resp = conn.getresponse()
         resp.read()
@@ -431,13 +413,14 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        self.server = f"https://{self.bind_address}:{port}"
+        loopback = self.bind_address.startswith("127.")
         comp = self._spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
+                f"--advertise-address={self.bind_address}",
                 f"--secure-port={port}",
                 f"--cert-dir={self.pki / 'apiserver-certs'}",
                 f"--tls-cert-file={self.apiserver_cert.cert}",
@@ -455,17 +438,25 @@ class ControlPlane:
                 f"--service-account-key-file={self.sa_pub}",
                 f"--service-account-signing-key-file={self.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # The endpoint reconciler would publish 127.0.0.1 as the `kubernetes` service's
-                # endpoint, which Endpoints validation rejects (loopback) — nothing in-cluster
-                # dials it here anyway.
-                "--endpoint-reconciler-type=none",
+                # On loopback the endpoint reconciler would publish 127.0.0.1 as the `kubernetes`
+                # Service's endpoint, which Endpoints validation rejects — nothing in-cluster dials
+                # it there anyway. On a routable address pods reach the apiserver through it.
+                f"--endpoint-reconciler-type={'none' if loopback else 'lease'}",
+                f"--kubelet-client-certificate={self.kubelet_client_cert.cert}",
+                f"--kubelet-client-key={self.kubelet_client_cert.key}",
+                # Node names are not resolvable here: dial kubelets at their InternalIP.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
             ],
         )
         ctx = self._client_ssl(self.admin_cert)
-        self._wait(comp, "kube-apiserver /readyz", lambda: self._https_ok(port, "/readyz", ctx))
+        self._wait(
+            comp,
+            "kube-apiserver /readyz",
+            lambda: self._https_ok(port, "/readyz", ctx, host=self.bind_address),
+        )
         self._write_kubeconfig(self.admin_kubeconfig, user="srl-admin", cert=self.admin_cert)
 
     def _start_controller_manager(self) -> None:
@@ -496,6 +487,9 @@ class ControlPlane:
                 f"--cluster-signing-cert-file={self.ca.cert}",
                 f"--cluster-signing-key-file={self.ca.key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Its default, /usr/libexec/kubernetes/kubelet-plugins/volume/exec, is created at
+                # start: keep it in the temp dir.
+                f"--flex-volume-plugin-dir={self.workdir / 'flexvolume'}",
                 "--leader-elect=false",
                 "--profiling=false",
                 "--v=1",

@@ -58,6 +58,8 @@ def helm_values(images: dict[str, str], watch: list[str]) -> list[str]:
         "--set", f"runtimeImage.repository={rt_repo}", "--set", f"runtimeImage.tag={rt_tag}",
         "--set", "runtimeImage.pullPolicy=IfNotPresent",
         "--set", f"redisImage={images['redis']}",
+        # A 2-core test node holds 3-4 actors, a policy worker and 2 trainers only at 250m each.
+        "--set", "actorCpuRequest=250m",
         "--set", "scope=namespaced", "--set", "reconcileIntervalSeconds=3", "--set", "logLevel=verbose",
     ]  # fmt: skip
     for i, ns in enumerate(watch):

@@ -395,3 +395,11 @@ def test_claim_access_mode_comes_from_the_operator_unless_the_spec_sets_one() ->
     assert parameter_db_pvc(experiment(), rwo)["spec"]["accessModes"] == ["ReadWriteOnce"]  # type: ignore[index]
     pinned = parameter_db_pvc(experiment(parameterDb={"accessMode": "ReadWriteMany"}), rwo)
     assert pinned["spec"]["accessModes"] == ["ReadWriteMany"]  # type: ignore[index]
+
+
+def test_actor_cpu_request_comes_from_the_operator_unless_the_spec_sets_one() -> None:
+    """Small nodes (a 2-core kind or test node) hold several actors only with a smaller default."""
+    small = OperatorConfig(actor_cpu_request="250m")
+    assert resources(experiment(), "actor", small) == {"requests": {"cpu": "250m"}}
+    assert resources(experiment(actors={"resources": {"cpu": "2"}}), "actor", small) == {"requests": {"cpu": "2"}}
+    assert resources(experiment(), "actor") == {"requests": {"cpu": "1"}}

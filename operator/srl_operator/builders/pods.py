@@ -21,7 +21,6 @@ from srl_runtime.config.experiment import RLExperiment, WorkerRoleSpec
 from srl_runtime.config.ports import PORT_ENV
 
 GPU_RESOURCE = "nvidia.com/gpu"
-DEFAULT_ACTOR_CPU = "1"  # actors step environments: one core each unless the spec says otherwise
 SHM_SIZE = "1Gi"  # /dev/shm for torch and the shared-memory streams
 
 
@@ -49,13 +48,15 @@ def _device(exp: RLExperiment, role: naming.Role) -> str:
     return rs.device if rs is not None else exp.spec.evaluation.device
 
 
-def resources(exp: RLExperiment, role: naming.Role) -> dict[str, Any]:
-    """Requests (and the GPU limit): cuda roles get nvidia.com/gpu (default 1), actors CPU."""
+def resources(exp: RLExperiment, role: naming.Role, cfg: OperatorConfig | None = None) -> dict[str, Any]:
+    """Requests (and the GPU limit): cuda roles get nvidia.com/gpu (default 1), actors CPU
+    (the role's resources.cpu, else the operator's actor_cpu_request)."""
+    cfg = cfg or OperatorConfig()
     rs = _role_spec(exp, role)
     res = rs.resources if rs is not None else None
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
-    cpu = res.cpu if res and res.cpu else (DEFAULT_ACTOR_CPU if role == "actor" else None)
+    cpu = res.cpu if res and res.cpu else (cfg.actor_cpu_request if role == "actor" else None)
     if cpu:
         requests["cpu"] = cpu
     if res and res.memory:
@@ -136,7 +137,7 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         "args": ["worker", "--role", role, "--index", str(index), "--experiment", EXPERIMENT_PATH],
         "env": env(exp, role, index, cfg),
         "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role_ports(role)],
-        "resources": resources(exp, role),
+        "resources": resources(exp, role, cfg),
         "securityContext": container_security_context(),
         # A failed worker's last log lines land in its status (state.terminated.message): the
         # operator quotes them when the worker is out of restarts, without reading pods/log.
