@@ -9,23 +9,36 @@ import os
 import sys
 from pathlib import Path
 
+from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.load import InvalidExperiment, load_experiment
 
 EXIT_INVALID = 2
 
 
+def _load_checked(path: str) -> RLExperiment:
+    """The experiment in `path`, validated, with an environment that can be found (InvalidExperiment else)."""
+    from srl_runtime.envs.check import environment_problems
+
+    experiment = load_experiment(path)
+    problems = environment_problems(experiment.spec.environment)
+    if problems:
+        raise InvalidExperiment(problems)
+    return experiment
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
-    load_experiment(args.file)
+    _load_checked(args.file)
     print(f"{args.file}: valid")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from srl_runtime.launcher.local import LocalLauncher, run_dir_for
+    from srl_runtime.launcher.local import LocalLauncher, check_run_dir, run_dir_for
     from srl_runtime.launcher.serial import run_serial
 
-    experiment = load_experiment(args.file)
+    experiment = _load_checked(args.file)
     run_dir = run_dir_for(experiment, Path(args.run_dir) if args.run_dir else None)
+    check_run_dir(run_dir, args.resume, args.overwrite)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     if not args.quiet:
@@ -37,9 +50,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
     if args.serial:
-        summary = run_serial(experiment, run_dir, resume=args.resume)
+        summary = run_serial(experiment, run_dir, resume=args.resume, overwrite=args.overwrite)
     else:
-        summary = LocalLauncher(experiment, run_dir, resume=args.resume, quiet=args.quiet, log_level=level).run()
+        summary = LocalLauncher(
+            experiment, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, log_level=level
+        ).run()
     result = summary.public()
     if not args.quiet:
         print(
@@ -48,6 +63,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"version {result['policy_version']}, mean return {result['mean_return']}",
             flush=True,
         )
+        bad = {k: result[k] for k in ("dropped_messages", "non_finite_env_values", "non_finite_samples",
+                                      "skipped_updates", "rejected_checkpoints", "restarts") if result.get(k)}  # fmt: skip
+        if bad:
+            print("srl: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items()), flush=True)
+    failure = result.get("failure")
+    if failure:
+        lines = "\n".join(f"    {line}" for line in failure.get("log_tail", [])) or "    (no log lines)"
+        print(f"srl: run {result['stop_reason']}\nsrl: last log lines of {failure['worker']} ({failure['log']}):\n{lines}",
+              file=sys.stderr, flush=True)  # fmt: skip
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(result) + "\n")
     reason = result["stop_reason"] or ""
@@ -67,7 +91,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         print("srl worker: --role and --experiment (or $SRL_ROLE, $SRL_EXPERIMENT) are required", file=sys.stderr)
         return EXIT_INVALID
     args.file = path
-    experiment = load_experiment(path)
+    experiment = _load_checked(path)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {role}[{index}] %(levelname)s %(name)s: %(message)s")
     port = args.metrics_port if args.metrics_port is not None else env.get(worker_env.METRICS_PORT)
     param_path = env.get(worker_env.PARAM_DB_PATH)
@@ -96,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train an RLExperiment on this machine")
     run.add_argument("file", help="RLExperiment YAML")
-    run.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    fresh = run.add_mutually_exclusive_group()
+    fresh.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    fresh.add_argument("--overwrite", action="store_true", help="delete a previous run in the run directory and start afresh")
     run.add_argument("--summary-json", metavar="PATH", help="write a JSON summary here at the end")
     run.add_argument("--run-dir", metavar="DIR", help="run directory (default: runs/<name>)")
     run.add_argument("--serial", action="store_true", help="all workers in this process (debugging)")
@@ -122,13 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `srl` console script."""
+    from srl_runtime.launcher.local import RunDirInUse
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except InvalidExperiment as err:
         print(f"srl: {getattr(args, 'file', '')}: {err}", file=sys.stderr)
         return EXIT_INVALID
-    except FileNotFoundError as err:
+    except RunDirInUse as err:
         print(f"srl: {err}", file=sys.stderr)
         return EXIT_INVALID
 

@@ -25,15 +25,19 @@ _GAUGES: dict[str, tuple[str, Any]] = {
     "srl_sample_staleness": ("Mean policy-version lag of trained samples (trainer).", lambda p: p.get("staleness")),
     "srl_train_steps": ("Training steps done (trainer).", lambda p: p.get("train_steps")),
     "srl_policy_version": ("Policy version this worker uses or produced.", lambda p: p.get("policy_version")),
-    "srl_dropped_messages": ("Malformed stream messages dropped.", lambda p: p.get("dropped")),
+    "srl_dropped_messages": ("Stream messages dropped (malformed, or contents not matching the schema).", lambda p: p.get("dropped")),
+    "srl_non_finite_env_values": ("Env steps with NaN/inf observations or rewards (actor).", lambda p: p.get("non_finite_env_values")),
+    "srl_non_finite_samples": ("Samples dropped for NaN/inf (trainer).", lambda p: p.get("non_finite_samples")),
+    "srl_skipped_updates": ("Optimizer steps skipped for a non-finite loss or gradient (trainer).", lambda p: p.get("skipped_updates")),
+    "srl_rejected_checkpoints": ("Parameter-DB files refused as unreadable or unsafe.", lambda p: p.get("rejected_checkpoints")),
     "srl_dropped_stale_samples": ("Trajectories dropped for staleness (trainer).", lambda p: p.get("dropped_stale")),
     "srl_samples": ("Samples processed (env steps, inferences or trained rows).", lambda p: p.get("samples")),
 }
 
 
 def _mean_return(progress: dict[str, Any]) -> float | None:
-    recent = progress.get("recent_returns") or []
-    return sum(r for _, r in recent) / len(recent) if recent else None
+    recent = progress.get("recent_returns") or []  # [episode number, end time, return]
+    return sum(r[-1] for r in recent) / len(recent) if recent else None
 
 
 class MetricsExporter:

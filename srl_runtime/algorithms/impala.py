@@ -59,7 +59,7 @@ class ImpalaLearner(Learner):
             "entropy": float(entropy_mean.detach()),
             "mean_rho": float(log_rho.exp().mean()),
             "clipped_rho_frac": float((log_rho.exp() > spec.rho_clip).float().mean()),
-            "grad_norm": grad_norm,
+            **({"grad_norm": grad_norm} if grad_norm is not None else {}),  # None: skipped, non-finite
             "lr": lr,
             "explained_variance": explained_var,
         }

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from srl_runtime.algorithms.guard import guarded_step
 from srl_runtime.algorithms.popart import PopArt
 from srl_runtime.config.experiment import LearnerSpec
 from srl_runtime.policies.policy import Policy
@@ -38,6 +39,7 @@ class Learner:
         self.trained: nn.Module = self.module if self.extra is None else nn.ModuleList([self.module, self.extra])
         self.optimizer = _adam(self.trained, spec.learning_rate)
         self.train_steps = 0
+        self.skipped_updates = 0  # optimiser steps skipped for a non-finite loss or gradient
         # Set by a trainer group: average gradients (before each optimiser step) and statistics across trainers.
         self.grad_sync: Callable[[nn.Module], None] | None = None
         self.stat_sync: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -62,19 +64,18 @@ class Learner:
             group["lr"] = lr
         return lr
 
-    def _optimize(self, loss: torch.Tensor) -> float:
-        """Backward, average across the group, clip, step; returns the gradient norm before clipping."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.trained)
-        params = [p for p in self.trained.parameters() if p.grad is not None]
-        if self.spec.max_grad_norm is not None:
-            grad_norm = nn.utils.clip_grad_norm_(params, self.spec.max_grad_norm)
-        else:
-            grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
-        self.optimizer.step()
-        return float(grad_norm)
+    def _optimize(self, loss: torch.Tensor) -> float | None:
+        """Backward, average across the group, clip, step; returns the gradient norm before clipping.
+
+        None when the loss or the gradient is non-finite: the step is skipped (parameters and
+        optimiser state kept) and counted in `skipped_updates` (see guard.py).
+        """
+        grad_norm = guarded_step(
+            self.optimizer, self.trained, loss, max_grad_norm=self.spec.max_grad_norm, grad_sync=self.grad_sync
+        )
+        if grad_norm is None:
+            self.skipped_updates += 1
+        return grad_norm
 
     def _finish_step(self) -> None:
         self.train_steps += 1

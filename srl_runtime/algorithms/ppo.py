@@ -92,8 +92,8 @@ class PPOLearner(Learner):
                     out, v = m.unroll(obs_seq[:, cols], h0[cols], starts[:, cols])
                     mb = {k: x[:, cols] for k, x in t.items()}
                     stats = self._update(out[burn_in:], v[burn_in:], act_seq[:, cols], mb)
-                    updates += 1
-                    for k, x in stats.items():
+                    updates += stats is not None
+                    for k, x in (stats or {}).items():
                         sums[k] = sums.get(k, 0.0) + x
         else:
             n = (end - burn_in) * B
@@ -108,12 +108,12 @@ class PPOLearner(Learner):
                     out, v, _ = m.step(obs_flat[idx], critic_obs=None if critic_flat is None else critic_flat[idx])
                     mb = {k: x[idx] for k, x in flat.items()}
                     stats = self._update(out, v, act_flat[idx], mb)
-                    updates += 1
-                    for k, x in stats.items():
+                    updates += stats is not None
+                    for k, x in (stats or {}).items():
                         sums[k] = sums.get(k, 0.0) + x
 
         self._finish_step()
-        result = {k: x / updates for k, x in sums.items()}
+        result = {k: x / max(updates, 1) for k, x in sums.items()}
         result["lr"] = lr
         result["explained_variance"] = explained_var
         return result
@@ -135,8 +135,8 @@ class PPOLearner(Learner):
             surrogate = torch.where(adv < 0, torch.max(surrogate, spec.dual_clip * adv), surrogate)
         return -surrogate.mean()
 
-    def _update(self, out: torch.Tensor, v: torch.Tensor, action: torch.Tensor, mb: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step on a minibatch; tensors share leading dims."""
+    def _update(self, out: torch.Tensor, v: torch.Tensor, action: torch.Tensor, mb: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """One gradient step on a minibatch (None: skipped, non-finite); tensors share leading dims."""
         spec, m = self.spec, self.module
         logp, entropy = m.log_prob_entropy(out, action)
         log_ratio = logp - mb["old_logp"]
@@ -154,6 +154,8 @@ class PPOLearner(Learner):
         entropy_mean = entropy.mean()
         loss = policy_loss - spec.entropy_coef * entropy_mean + spec.value_coef * value_loss
         grad_norm = self._optimize(loss)
+        if grad_norm is None:  # non-finite loss or gradient: skipped, parameters kept
+            return None
 
         with torch.no_grad():
             approx_kl = ((ratio - 1.0) - log_ratio).mean()

@@ -40,6 +40,7 @@ from srl_runtime.config.experiment import (
     URI_CREDENTIALS_PROBLEM,
     URI_USERINFO_PATTERN,
     ExperimentSpec,
+    TrainerSpec,
 )
 
 GROUP, VERSION = API_VERSION.split("/")
@@ -199,6 +200,25 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             " || has(self.environment.entryPoint)",
             "message": "needs a multi-agent srl Environment (environment.entryPoint)",
             "fieldPath": ".policy.centralizedValue",
+        },
+        {
+            "rule": "!has(self.trainers) || (has(self.trainers.bufferCapacity) ? self.trainers.bufferCapacity : "
+            f"{TrainerSpec.model_fields['buffer_capacity'].default}) >= (has(self.trainers.batchSize) ? "
+            f"self.trainers.batchSize : {TrainerSpec.model_fields['batch_size'].default})",
+            "message": "must be >= trainers.batchSize (else no batch ever fits)",
+            "fieldPath": ".trainers.bufferCapacity",
+        },
+        {
+            "rule": "!has(self.algorithm) || has(self.algorithm.impala) || !has(self.algorithm.ppo)"
+            " || !has(self.algorithm.ppo.lrSchedule) || self.algorithm.ppo.lrSchedule != 'linear' || has(self.stop.trainSteps)",
+            "message": "linear decays to 0 over stop.trainSteps, which is not set",
+            "fieldPath": ".algorithm.ppo.lrSchedule",
+        },
+        {
+            "rule": "!has(self.algorithm) || !has(self.algorithm.impala) || !has(self.algorithm.impala.lrSchedule)"
+            " || self.algorithm.impala.lrSchedule != 'linear' || has(self.stop.trainSteps)",
+            "message": "linear decays to 0 over stop.trainSteps, which is not set",
+            "fieldPath": ".algorithm.impala.lrSchedule",
         },
     ],
 }

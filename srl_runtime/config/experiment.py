@@ -7,18 +7,42 @@ Cluster-only fields (images, resources, scheduling, storage) are optional and ig
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "srl.dev/v1alpha1"
 KIND = "RLExperiment"
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what the API server (JSON int64) can hold
+
+
+def number_problem(value: Any, where: str = "") -> str | None:
+    """Why `value` (or a number nested in it) cannot travel as JSON to the API server, else None."""
+    at = f" (at {where})" if where else ""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, BaseModel)):
+        return None
+    if isinstance(value, int):
+        return None if INT64_MIN <= value <= INT64_MAX else f"must fit in a 64-bit integer{at}"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"must be a finite number{at}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        problem = number_problem(v, f"{where}[{k}]" if isinstance(k, int) else f"{where}.{k}".lstrip("."))
+        if problem:
+            return problem
+    return None
+
 
 class Model(BaseModel):
-    """Base: camelCase in documents, snake_case in Python, unknown fields rejected."""
+    """Base: camelCase in documents, snake_case in Python, unknown fields rejected.
+
+    Documents are parsed by alias only (`parse_experiment`), so `batch_size` in a file is an unknown
+    field there, as it is to the API server; Python code may still use field names.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -26,6 +50,15 @@ class Model(BaseModel):
         extra="forbid",
         validate_assignment=True,
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _json_numbers(cls, value: Any) -> Any:
+        # .inf/.nan and integers beyond int64 pass pydantic's bounds but not the API server.
+        problem = number_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 # --------------------------------------------------------------------------- environment
@@ -267,10 +300,13 @@ class EvaluationSpec(Model):
 
 
 class FailurePolicySpec(Model):
-    """What crashing workers do to a run."""
+    """What crashing workers and non-finite data do to a run."""
 
     backoff_seconds: float = Field(1.0, ge=0, description="Wait before a crashed worker's first restart; doubles with each further restart of it.")
     max_backoff_seconds: float = Field(60.0, ge=0, description="Upper bound of the wait before a restart.")
+    non_finite: Literal["warn", "fail"] = Field(
+        "warn", description="NaN/inf in env output, a sample or an update: warn (drop, count, go on) or fail the run."
+    )
 
     def backoff(self, restarts: int) -> float:
         """Seconds to wait before restarting a worker that was restarted `restarts` times already."""
@@ -392,7 +428,7 @@ class ExperimentSpec(Model):
     policy_workers: PolicyWorkerSpec = Field(default_factory=PolicyWorkerSpec, description="Policy workers (0: inline inference).")
     trainers: TrainerSpec = Field(default_factory=TrainerSpec, description="Trainer workers.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation worker.")
-    failure_policy: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Restart backoff of crashed workers.")
+    failure_policy: FailurePolicySpec = Field(default_factory=FailurePolicySpec, description="Restart backoff and what non-finite data does.")
     streams: StreamsSpec = Field(default_factory=StreamsSpec, description="Stream implementations.")
     name_records: NameRecordsSpec = Field(default_factory=NameRecordsSpec, description="Name record backend.")
     parameter_db: ParameterDBSpec = Field(default_factory=ParameterDBSpec, description="Parameter database.")
@@ -415,6 +451,11 @@ class ExperimentSpec(Model):
             raise ValueError("algorithm.ppg: needs a feed-forward policy (policy.rnn unset)")
         if self.policy.centralized_value and self.environment.entry_point is None:
             raise ValueError("policy.centralizedValue: needs a multi-agent srl Environment (environment.entryPoint)")
+        if self.trainers.buffer_capacity < self.trainers.batch_size:
+            raise ValueError("trainers.bufferCapacity: must be >= trainers.batchSize (else no batch ever fits)")
+        learner_name = "impala" if self.algorithm.impala is not None else "ppo"
+        if getattr(self.algorithm, learner_name).lr_schedule == "linear" and self.stop.train_steps is None:
+            raise ValueError(f"algorithm.{learner_name}.lrSchedule: linear decays to 0 over stop.trainSteps, which is not set")
         return self
 
 

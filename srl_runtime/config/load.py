@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.yaml_limits import MAX_DOCUMENT_BYTES, DocumentError, load_yaml
 
 
 class InvalidExperiment(ValueError):
@@ -17,7 +18,18 @@ class InvalidExperiment(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("invalid experiment:\n  " + "\n  ".join(problems))
+        if len(problems) == 1:
+            super().__init__(f"invalid experiment: {problems[0]}")
+        else:
+            super().__init__("invalid experiment:\n  " + "\n  ".join(problems))
+
+
+class UnreadableDocument(InvalidExperiment):
+    """A file that is not a readable YAML document at all; str() is one line naming the problem."""
+
+    def __init__(self, problem: str):
+        self.problems = [problem]
+        ValueError.__init__(self, problem)
 
 
 _PYDANTIC_TEXT = [
@@ -71,21 +83,44 @@ def problems_of(err: ValidationError) -> list[str]:
     return lines
 
 
+def _camel_hint(problem: str) -> str:
+    """'x.batch_size: unknown field' gets a hint naming batchSize: documents are camelCase only, as on the API server."""
+    path, _, msg = problem.partition(": ")
+    last = path.rsplit(".", 1)[-1]
+    if msg == "unknown field" and "_" in last:
+        head, *rest = last.split("_")
+        return f"{problem} (documents use camelCase: {head + ''.join(w[:1].upper() + w[1:] for w in rest)})"
+    return problem
+
+
 def parse_experiment(doc: dict[str, Any]) -> RLExperiment:
-    """Validate a parsed document; raises InvalidExperiment naming every bad field."""
+    """Validate a parsed document (camelCase names only); raises InvalidExperiment naming every bad field."""
     if not isinstance(doc, dict):
         raise InvalidExperiment(["(document): must be a mapping with apiVersion, kind, metadata, spec"])
     try:
-        return RLExperiment.model_validate(doc)
+        return RLExperiment.model_validate(doc, by_alias=True, by_name=False)
     except ValidationError as err:
-        raise InvalidExperiment(problems_of(err)) from None
+        raise InvalidExperiment([_camel_hint(p) for p in problems_of(err)]) from None
+
+
+def read_document(path: str | Path) -> Any:
+    """The YAML document in a file; UnreadableDocument (one line) for anything that is not one."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_DOCUMENT_BYTES + 1)  # one byte more than allowed: enough to refuse it
+    except IsADirectoryError:
+        raise UnreadableDocument("is a directory, not a file") from None
+    except FileNotFoundError:
+        raise UnreadableDocument("no such file") from None
+    except OSError as e:
+        raise UnreadableDocument(f"cannot read: {os.strerror(e.errno) if e.errno else e}") from None
+    try:
+        return load_yaml(data)
+    except DocumentError as e:
+        raise UnreadableDocument(str(e)) from None
 
 
 def load_experiment(path: str | Path) -> RLExperiment:
-    """Read and validate an experiment YAML file (the first document in it)."""
-    text = Path(path).read_text()
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise InvalidExperiment([f"(yaml): {err}"]) from None
-    return parse_experiment(doc)
+    """Read and validate an experiment YAML file."""
+    return parse_experiment(read_document(path))
+

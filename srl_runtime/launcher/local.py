@@ -20,11 +20,11 @@ from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
 from srl_runtime.launcher.reporting import ProgressReporter
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.factory import make_name_records
-from srl_runtime.workers import worker_counts
+from srl_runtime.workers import restart_limit, worker_counts
 
 log = logging.getLogger(__name__)
 
-MAX_RESTARTS = 20
+STOP_WRITE_TIMEOUT = 60.0  # seconds to keep retrying the stop flag before terminating workers
 
 
 def run_dir_for(experiment: RLExperiment, base: Path | None) -> Path:
@@ -32,10 +32,31 @@ def run_dir_for(experiment: RLExperiment, base: Path | None) -> Path:
     return base if base is not None else Path("runs") / experiment.metadata.name
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """A fresh run clears what a previous one left; --resume keeps it."""
+# What a run leaves in its run directory (a fresh run without --overwrite refuses to delete these).
+RUN_OUTPUTS = ("params", "name_records", "tensorboard", "logs", "metrics.csv", "state.json")
+
+
+class RunDirInUse(ValueError):
+    """The run directory holds a previous run and neither resume nor overwrite was asked for."""
+
+
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """RunDirInUse if starting afresh would silently delete a previous run's outputs."""
+    if resume or overwrite:
+        return
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    if found:
+        raise RunDirInUse(
+            f"{run_dir} holds a previous run ({', '.join(found)}): "
+            "pass --resume to continue it or --overwrite to start afresh (deletes it)"
+        )
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool = False) -> None:
+    """A fresh run clears what a previous one left (only with overwrite); resume keeps it."""
+    check_run_dir(run_dir, resume, overwrite)
     if not resume:
-        for sub in ("params", "name_records", "tensorboard"):
+        for sub in ("params", "name_records", "tensorboard", "logs"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
         for f in ("metrics.csv", "state.json"):
             (run_dir / f).unlink(missing_ok=True)
@@ -51,36 +72,91 @@ class _Proc:
     index: int
     process: mp.process.BaseProcess
     restarts: int = 0
+    restart_at: float | None = None  # monotonic time of a scheduled restart (backing off)
+    finished: bool = False  # exited 0: it saw the stop flag and is not restarted
+
+
+LOG_TAIL_LINES = 20
+
+
+def worker_log_path(run_dir: Path, role: str, index: int) -> Path:
+    """Where a worker process of a local run writes its log (with tracebacks)."""
+    return Path(run_dir) / "logs" / f"{role}-{index}.log"
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last `lines` lines of a log file ([] if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
 
 
 def _worker_main(role: str, index: int, doc: dict, run_dir: str, log_level: int) -> None:
     """Entry point of a worker process (spawned: no torch state inherited)."""
+    import faulthandler
     import sys
+    import traceback
 
     from srl_runtime.config.load import parse_experiment
     from srl_runtime.workers import WorkerContext, make_worker
 
-    logging.basicConfig(level=log_level, format=f"%(asctime)s {role}[{index}] %(levelname)s %(message)s")
+    path = worker_log_path(Path(run_dir), role, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    faulthandler.enable(log_file)  # a native crash still leaves a trace where the launcher looks
+    fmt = logging.Formatter(f"%(asctime)s {role}[{index}] %(levelname)s %(message)s")
+    console, to_file = logging.StreamHandler(sys.stderr), logging.StreamHandler(log_file)
+    console.setLevel(log_level)
+    to_file.setLevel(logging.INFO)
+    for h in (console, to_file):
+        h.setFormatter(fmt)
+    logging.basicConfig(level=min(log_level, logging.INFO), handlers=[console, to_file], force=True)
     # The launcher handles Ctrl-C through the stop flag, so the checkpoint is written calmly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    experiment = parse_experiment(doc)
-    nr = make_name_records(experiment.spec.name_records, Path(run_dir))
-    # No resume flag: a trainer always continues from the `checkpoint` tag if the run dir has one.
-    worker = make_worker(WorkerContext(experiment, role, index, nr, Path(run_dir)))
+    worker = None
     try:
-        worker.run()
-    finally:
-        nr.close()
-    sys.exit(0 if (worker.exit_reason or "").startswith("stop") else 1)
+        experiment = parse_experiment(doc)
+        nr = make_name_records(experiment.spec.name_records, Path(run_dir))
+        # No resume flag: a trainer always continues from the `checkpoint` tag if the run dir has one.
+        worker = make_worker(WorkerContext(experiment, role, index, nr, Path(run_dir)))
+        try:
+            worker.run()
+        finally:
+            nr.close()
+    except Exception as err:  # noqa: BLE001 - the traceback goes to the log file, one line to the terminal
+        traceback.print_exc(file=log_file)
+        logging.getLogger(__name__).error("%s[%d] crashed: %s: %s", role, index, type(err).__name__, err)
+        sys.exit(1)
+    sys.exit(0 if worker is not None and (worker.exit_reason or "").startswith("stop") else 1)
 
 
 class LocalLauncher:
-    """Starts, supervises and stops the workers of one experiment."""
+    """Starts, supervises and stops the workers of one experiment.
 
-    def __init__(self, experiment: RLExperiment, run_dir: Path, *, resume: bool = False, quiet: bool = False, log_level: int = logging.WARNING) -> None:
+    A worker that crashes is restarted after a back-off (failurePolicy.backoffSeconds, doubling per
+    restart of that worker, at most maxBackoffSeconds); once a worker used up its role's
+    restartLimit the run fails, with that worker's last log lines in the summary.
+    """
+
+    def __init__(
+        self,
+        experiment: RLExperiment,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        quiet: bool = False,
+        log_level: int = logging.WARNING,
+    ) -> None:
         self.experiment = experiment
         self.run_dir = run_dir
         self.resume = resume
+        self.overwrite = overwrite
         self.quiet = quiet
         self.log_level = log_level
         self.ctx = mp.get_context("spawn")
@@ -101,7 +177,7 @@ class LocalLauncher:
 
     def run(self) -> Summary:
         """Run to a stop condition; returns the final summary."""
-        prepare_run_dir(self.run_dir, self.resume)
+        prepare_run_dir(self.run_dir, self.resume, self.overwrite)
         spec = self.experiment.spec
         nr = make_name_records(spec.name_records, self.run_dir)
         root = keys.experiment_root(self.experiment.metadata.name, self.experiment.metadata.namespace)
@@ -115,35 +191,71 @@ class LocalLauncher:
             while monitor.summary.stop_reason is None:
                 time.sleep(0.5)
                 self._supervise(monitor)
-                reporter.report(monitor.tick())
+                try:
+                    reporter.report(monitor.tick())
+                except Exception as err:  # noqa: BLE001 - a name-record hiccup delays the monitor, no more
+                    log.warning("monitor: %s", err)
         except KeyboardInterrupt:
             monitor.request_stop("interrupted")
         finally:
             if monitor.summary.stop_reason is None:
                 monitor.request_stop("failed")
+            if not monitor.ensure_stopped(timeout=STOP_WRITE_TIMEOUT):
+                log.warning("the stop flag could not be written; terminating the workers")
             self._shutdown()
-            monitor.tick()
+            try:
+                monitor.tick()
+            except Exception as err:  # noqa: BLE001 - the summary so far is still returned
+                log.warning("monitor: %s", err)
+            monitor.summary.restarts = self.restarts
             reporter.report(monitor.summary)
             reporter.close()
             nr.close()
         return monitor.summary
 
     def _supervise(self, monitor: ExperimentMonitor) -> None:
+        now = time.monotonic()
+        policy = self.experiment.spec.failure_policy
         for proc in self.procs:
+            if proc.finished:
+                continue
+            if proc.restart_at is not None:
+                if now >= proc.restart_at:
+                    proc.restart_at = None
+                    # A restarted trainer resumes from the checkpoint tag.
+                    proc.process = self._spawn(proc.role, proc.index)
+                continue
             if proc.process.is_alive():
                 continue
             code = proc.process.exitcode
             proc.process.join()
-            if proc.restarts >= MAX_RESTARTS:
-                monitor.request_stop(f"failed: {proc.role} {proc.index} died {proc.restarts + 1} times")
+            if code == 0:  # it saw the stop flag (e.g. a worker failed the run); the monitor follows
+                proc.finished = True
+                continue
+            limit = restart_limit(self.experiment.spec, proc.role)
+            name = f"{proc.role}[{proc.index}]"
+            if proc.restarts >= limit:
+                path = worker_log_path(self.run_dir, proc.role, proc.index)
+                monitor.summary.failure = {
+                    "worker": f"{proc.role}/{proc.index}", "exit_code": code, "restarts": proc.restarts,
+                    "log": str(path), "log_tail": log_tail(path),
+                }  # fmt: skip
+                monitor.request_stop(
+                    f"failed: {name} exited with code {code} after {proc.restarts} restarts (restartLimit {limit})"
+                )
                 return
-            log.warning("%s %d exited with %s; restarting", proc.role, proc.index, code)
-            if not self.quiet:
-                print(f"worker {proc.role}[{proc.index}] exited with code {code}; restarting", flush=True)
+            delay = policy.backoff(proc.restarts)
             proc.restarts += 1
             self.restarts += 1
-            # A restarted trainer resumes from the checkpoint tag.
-            proc.process = self._spawn(proc.role, proc.index)
+            monitor.summary.restarts = self.restarts
+            log.warning("%s exited with %s; restarting in %.1fs", name, code, delay)
+            if not self.quiet:
+                print(
+                    f"worker {name} exited with code {code}; restarting in {delay:.0f}s "
+                    f"(restart {proc.restarts} of {limit})",
+                    flush=True,
+                )
+            proc.restart_at = now + delay
 
     def _shutdown(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

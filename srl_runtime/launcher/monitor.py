@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,20 @@ from typing import Any
 
 from srl_runtime.config.experiment import StopSpec
 from srl_runtime.name_records import keys
-from srl_runtime.name_records.base import NameRecords
+from srl_runtime.name_records.base import NameEntryNotFound, NameRecords
+
+log = logging.getLogger(__name__)
+
+# Per-worker counters (progress key -> summary field) summed over workers and across their restarts.
+COUNTERS: dict[str, str] = {
+    "env_frames": "env_frames",
+    "dropped": "dropped_messages",
+    "non_finite_env_values": "non_finite_env_values",
+    "non_finite_samples": "non_finite_samples",
+    "skipped_updates": "skipped_updates",
+    "rejected_checkpoints": "rejected_checkpoints",
+}
+STOP_RETRY_SECONDS = 0.5  # first wait between attempts to write the stop flag (doubling, up to 5 s)
 
 
 @dataclass
@@ -31,24 +45,69 @@ class Summary:
     episodes: int = 0
     frames_per_second: float = 0.0
     workers: dict[str, int] = field(default_factory=dict)
-    dropped_messages: int = 0
+    dropped_messages: int = 0  # stream messages any receiver dropped (wire format or contents)
+    drop_reasons: dict[str, int] = field(default_factory=dict)  # those by reason (see streams/schema.py)
+    non_finite_env_values: int = 0  # env steps whose obs/reward held NaN/inf (actors)
+    non_finite_samples: int = 0  # samples trainers skipped for NaN/inf (also in dropped_messages)
+    skipped_updates: int = 0  # optimizer steps skipped for a non-finite loss or gradient
+    rejected_checkpoints: int = 0  # parameter-DB files refused as unreadable or unsafe
+    restarts: int = 0  # worker restarts by the launcher
     pids: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
+    failure: dict[str, Any] | None = None  # why the run failed: worker, exit code, its last log lines
 
     def public(self) -> dict[str, Any]:
         """The summary JSON `srl run --summary-json` writes."""
-        return {
+        out = {
             "env_frames": self.env_frames,
             "train_steps": self.train_steps,
             "policy_version": self.policy_version,
             "wall_seconds": round(self.wall_seconds, 3),
             "mean_return": self.mean_return,
             "stop_reason": self.stop_reason,
+            "episodes": self.episodes,
+            "restarts": self.restarts,
+            **{name: getattr(self, name) for name in COUNTERS.values() if name != "env_frames"},
+            "drop_reasons": dict(self.drop_reasons),
         }
+        if self.failure is not None:
+            out["failure"] = self.failure
+        return out
+
+
+class _Totals:
+    """Sums counters that start from zero again when a worker restarts (a new pid)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], tuple[int, dict[str, int]]] = {}
+        self.totals: collections.Counter[str] = collections.Counter()
+
+    def add(self, role: str, index: int, pid: int, counters: dict[str, int]) -> None:
+        last = self._last.get((role, index))
+        prev: dict[str, int] = {}
+        if last is not None and last[0] == pid:
+            prev = last[1]
+            if any(counters.get(k, 0) < v for k, v in prev.items()):
+                return  # an older value read late: keep the newer one
+        for k, v in counters.items():
+            self.totals[k] += v - prev.get(k, 0)
+        self._last[(role, index)] = (pid, dict(counters))
+
+
+def _counters(p: dict[str, Any]) -> dict[str, int]:
+    out = {k: int(p.get(k) or 0) for k in COUNTERS}
+    for reason, n in (p.get("drop_reasons") or {}).items():
+        out[f"drop:{reason}"] = int(n)
+    return out
 
 
 class ExperimentMonitor:
-    """Aggregates progress and evaluates the stop condition; call `tick` about once a second."""
+    """Aggregates progress and evaluates the stop condition; call `tick` about once a second.
+
+    The stop flag is durable: once a stop is decided, every tick retries writing the flag until the
+    name records take it (`stop_written`), so a name-record outage delays the end of a run but can
+    never cancel it. A stop flag written by someone else (a worker failing the run) ends it too.
+    """
 
     def __init__(
         self,
@@ -71,64 +130,112 @@ class ExperimentMonitor:
             self._frames_base = int(saved.get("env_frames", 0))
             self._wall_base = float(saved.get("wall_seconds", 0.0))
         self._started = time.monotonic()
-        self._last: dict[tuple[str, int], tuple[int, int]] = {}  # (role, index) -> (pid, frames)
-        self._frames_acc = 0
+        self._totals = _Totals()
         self._rate = collections.deque(maxlen=10)  # (time, frames) for frames/s over ~10 ticks
-        self._episodes: dict[tuple[int, float], float] = {}  # (actor, end time) -> return
+        # (actor index, pid, episode number) -> (end time, return): every episode counted once
+        self._episodes: dict[tuple[int, int, int], tuple[float, float]] = {}
+        self.stop_written = False
 
     def tick(self) -> Summary:
         """Read progress, update the summary, set the stop flag when a condition holds."""
         s = self.summary
+        if s.stop_reason is not None and not self.stop_written:
+            self._write_stop()
+        else:
+            self._adopt_stop_flag()
         workers: dict[str, int] = collections.Counter()
         train_steps = s.train_steps
         version = s.policy_version
-        dropped = 0
         episodes = 0
         for raw in self.nr.get_subtree(keys.progress_root(self.root)):
             try:
                 p = json.loads(raw)
-            except ValueError:
+                role, index, pid = str(p.get("role", "?")), int(p.get("index", 0)), int(p.get("pid", 0))
+                counters = _counters(p)
+            except (ValueError, TypeError, AttributeError):
                 continue
-            role, index = p.get("role", "?"), int(p.get("index", 0))
             if p.get("running"):
                 workers[role] += 1
-                s.pids[f"{role}/{index}"] = int(p.get("pid", 0))
-            dropped += int(p.get("dropped", 0))
+                s.pids[f"{role}/{index}"] = pid
+            self._totals.add(role, index, pid, counters)
             version = max(version, int(p.get("policy_version", 0)))
             if role == "trainer" and index == 0:
                 train_steps = max(train_steps, int(p.get("train_steps", 0)))
             if role == "actor":
-                self._count_frames(index, int(p.get("pid", 0)), int(p.get("env_frames", 0)))
                 episodes += int(p.get("episodes", 0))
-                for end, ret in p.get("recent_returns", []):
-                    self._episodes[(index, end)] = ret
+                self._add_episodes(index, pid, p.get("recent_returns") or [])
         self._trim_episodes()
         now = time.monotonic()
-        s.env_frames = self._frames_base + self._frames_acc
+        totals = self._totals.totals
+        s.env_frames = self._frames_base + totals["env_frames"]
+        for key, name in COUNTERS.items():
+            if key != "env_frames":
+                setattr(s, name, totals[key])
+        s.drop_reasons = {k.split(":", 1)[1]: v for k, v in sorted(totals.items()) if k.startswith("drop:") and v}
         s.train_steps = train_steps
         s.policy_version = version
         s.wall_seconds = self._wall_base + now - self._started
         s.workers = dict(workers)
-        s.dropped_messages = dropped
         s.episodes = max(s.episodes, episodes)
         self._rate.append((now, s.env_frames))
         if len(self._rate) >= 2 and self._rate[-1][0] > self._rate[0][0]:
             s.frames_per_second = (self._rate[-1][1] - self._rate[0][1]) / (self._rate[-1][0] - self._rate[0][0])
-        window = [r for _, r in sorted(self._episodes.items(), key=lambda kv: kv[0][1])][-self.stop.return_window :]
+        window = [r for _, r in sorted(self._episodes.values())][-self.stop.return_window :]
         if s.stop_reason is None:  # after a stop, keep the return the decision was made on
             s.mean_return = float(sum(window) / len(window)) if window else None
         if s.stop_reason is None:
-            s.stop_reason = self._stop_reason(window)
-            if s.stop_reason is not None:
-                self.request_stop(s.stop_reason)
+            reason = self._stop_reason(window)
+            if reason is not None:
+                self.request_stop(reason)
         self._publish()
         return s
 
     def request_stop(self, reason: str) -> None:
-        """Set the stop flag every worker watches."""
+        """Decide the stop (the first reason wins) and set the stop flag every worker watches.
+
+        If the name records are unreachable the flag is written by a later tick (or `ensure_stopped`).
+        """
         if self.summary.stop_reason is None:
             self.summary.stop_reason = reason
-        self.nr.add(keys.stop_flag(self.root), reason, replace=True, delete_on_exit=False)
+        self._write_stop()
+
+    def ensure_stopped(self, timeout: float) -> bool:
+        """Retry writing the stop flag until it is written or `timeout` s passed; True once written."""
+        deadline = time.monotonic() + timeout
+        delay = STOP_RETRY_SECONDS
+        while not self._write_stop():
+            if time.monotonic() + delay > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        return True
+
+    def _write_stop(self) -> bool:
+        reason = self.summary.stop_reason
+        if reason is None:
+            return False
+        try:
+            self.nr.add(keys.stop_flag(self.root), reason, replace=True, delete_on_exit=False)
+        except Exception as err:  # noqa: BLE001 - retried until written
+            log.warning("monitor: could not write the stop flag (%s): %s; retrying", reason, err)
+            self.stop_written = False
+            return False
+        self.stop_written = True
+        return True
+
+    def _adopt_stop_flag(self) -> None:
+        """A flag set by someone else (e.g. a worker failing the run on non-finite data) ends the run too."""
+        if self.summary.stop_reason is not None:
+            return
+        try:
+            flag = self.nr.get(keys.stop_flag(self.root))
+        except NameEntryNotFound:
+            return
+        except Exception as err:  # noqa: BLE001 - read again next tick
+            log.debug("monitor: stop flag unreadable: %s", err)
+            return
+        self.summary.stop_reason = flag
+        self.stop_written = True
 
     def _stop_reason(self, window: list[float]) -> str | None:
         s, stop = self.summary, self.stop
@@ -142,20 +249,19 @@ class ExperimentMonitor:
             return "wall_seconds"
         return None
 
-    def _count_frames(self, index: int, pid: int, frames: int) -> None:
-        last = self._last.get(("actor", index))
-        if last is None or pid != last[0]:
-            self._frames_acc += frames  # a new (or restarted) actor: all its frames are new
-        elif frames >= last[1]:
-            self._frames_acc += frames - last[1]
-        else:
-            return  # an older value read late: keep the newer one
-        self._last[("actor", index)] = (pid, frames)
+    def _add_episodes(self, index: int, pid: int, recent: list[Any]) -> None:
+        """recent_returns entries are [episode number, end time, return] (see the actor's progress)."""
+        for entry in recent:
+            try:
+                number, end, ret = int(entry[0]), float(entry[1]), float(entry[2])
+            except (TypeError, ValueError, IndexError):
+                continue
+            self._episodes[(index, pid, number)] = (end, ret)
 
     def _trim_episodes(self) -> None:
         keep = max(200, 2 * self.stop.return_window)
         if len(self._episodes) > keep:
-            for k in sorted(self._episodes, key=lambda k: k[1])[: len(self._episodes) - keep]:
+            for k in sorted(self._episodes, key=self._episodes.__getitem__)[: len(self._episodes) - keep]:
                 del self._episodes[k]
 
     def _publish(self) -> None:

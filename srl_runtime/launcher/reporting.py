@@ -22,7 +22,8 @@ class ProgressReporter:
         self._csv = csv.writer(self._csv_file)
         if self._csv_file.tell() == 0:
             self._csv.writerow(
-                ["wall_seconds", "env_frames", "frames_per_second", "train_steps", "policy_version", "mean_return", "episodes", "dropped_messages"]
+                ["wall_seconds", "env_frames", "frames_per_second", "train_steps", "policy_version", "mean_return", "episodes",
+                 "dropped_messages", "non_finite_env_values", "non_finite_samples", "skipped_updates"]  # fmt: skip
             )
         self._tb: Any = None
         try:
@@ -36,7 +37,8 @@ class ProgressReporter:
         """Record one tick; print if the interval passed."""
         self._csv.writerow(
             [f"{s.wall_seconds:.2f}", s.env_frames, f"{s.frames_per_second:.1f}", s.train_steps, s.policy_version,
-             "" if s.mean_return is None else f"{s.mean_return:.2f}", s.episodes, s.dropped_messages]
+             "" if s.mean_return is None else f"{s.mean_return:.2f}", s.episodes, s.dropped_messages,
+             s.non_finite_env_values, s.non_finite_samples, s.skipped_updates]
         )
         self._csv_file.flush()
         if self._tb is not None:
@@ -46,6 +48,10 @@ class ProgressReporter:
             self._tb.add_scalar("train/policy_version", s.policy_version, step)
             if s.mean_return is not None:
                 self._tb.add_scalar("env/mean_return", s.mean_return, step)
+            self._tb.add_scalar("health/dropped_messages", s.dropped_messages, step)
+            self._tb.add_scalar("health/non_finite_env_values", s.non_finite_env_values, step)
+            self._tb.add_scalar("health/non_finite_samples", s.non_finite_samples, step)
+            self._tb.add_scalar("health/skipped_updates", s.skipped_updates, step)
             for k, v in (trainer_stats or {}).items():
                 self._tb.add_scalar(f"train/{k}", v, step)
         if not self.quiet and s.wall_seconds - self._last_print >= self.interval:

@@ -18,9 +18,11 @@ from srl_runtime.workers import Worker, WorkerContext, make_worker, worker_count
 SERIAL_SAMPLE_QUEUE = 256
 
 
-def run_serial(experiment: RLExperiment, run_dir: Path, *, resume: bool = False, tick_seconds: float = 0.5) -> Summary:
+def run_serial(
+    experiment: RLExperiment, run_dir: Path, *, resume: bool = False, overwrite: bool = False, tick_seconds: float = 0.5
+) -> Summary:
     """Run all workers round-robin in this process until a stop condition."""
-    prepare_run_dir(run_dir, resume)
+    prepare_run_dir(run_dir, resume, overwrite)
     # One thread polls everyone: an actor must never block on back-pressure only this thread relieves.
     experiment = experiment.model_copy(deep=True)
     experiment.spec.streams.sample_queue = max(experiment.spec.streams.sample_queue, SERIAL_SAMPLE_QUEUE)

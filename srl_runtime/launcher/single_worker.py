@@ -115,7 +115,7 @@ def _monitor_loop(monitor: ExperimentMonitor, stop: threading.Event) -> None:
         except Exception as err:  # noqa: BLE001 - a name-record outage delays the monitor, no more
             log.warning("monitor: %s", err)
             continue
-        if s.stop_reason is not None:
+        if s.stop_reason is not None and monitor.stop_written:  # not before: the flag is what ends the run
             log.info("monitor: stop (%s): %s frames, %s train steps", s.stop_reason, s.env_frames, s.train_steps)
             return
 

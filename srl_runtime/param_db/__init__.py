@@ -1,6 +1,12 @@
 """Parameter DB: versioned, tagged policy checkpoints on a filesystem, metadata in SQLite or MongoDB."""
 
-from srl_runtime.param_db.base import LATEST, Checkpoint, ParameterDB, VersionNotFound
+from srl_runtime.param_db.base import (
+    LATEST,
+    Checkpoint,
+    ParameterDB,
+    UnreadableCheckpoint,
+    VersionNotFound,
+)
 from srl_runtime.param_db.factory import make_parameter_db
 from srl_runtime.param_db.filesystem import FilesystemParameterDB
 from srl_runtime.param_db.metadata import MetadataStore
@@ -11,6 +17,7 @@ __all__ = [
     "FilesystemParameterDB",
     "MetadataStore",
     "ParameterDB",
+    "UnreadableCheckpoint",
     "VersionNotFound",
     "make_parameter_db",
 ]

@@ -14,6 +14,10 @@ class VersionNotFound(KeyError):
     """No checkpoint for that version or tag (never pushed, or garbage-collected)."""
 
 
+class UnreadableCheckpoint(ValueError):
+    """A stored version that cannot be loaded as data: corrupt, truncated, or asking to run code."""
+
+
 @dataclass
 class Checkpoint:
     """One version of the parameters: the state dict plus what the trainer said about it."""
@@ -24,7 +28,13 @@ class Checkpoint:
 
 
 class ParameterDB(abc.ABC):
-    """Versioned checkpoints; `latest` always names the most recent push."""
+    """Versioned checkpoints; `latest` always names the most recent push.
+
+    States are data: tensors and plain values (numbers, strings, None, lists, tuples, dicts), loaded
+    without executing code. `rejected_checkpoints` counts stored versions refused as unreadable.
+    """
+
+    rejected_checkpoints: int = 0
 
     @abc.abstractmethod
     def push(

@@ -1,7 +1,10 @@
 """Parameter DB on a filesystem (local disk, or a PVC shared over NFS by several nodes).
 
 Layout under `path`:
-    versions/<version, 12 digits>.pt   torch.save({"version", "state", "metadata"})
+    versions/<version, 12 digits>.pt   torch.save({"version", "state", "metadata"}); loaded with
+                                       torch.load(weights_only=True): tensors, numeric numpy arrays and
+                                       plain values only; a file that would run code is refused
+                                       (UnreadableCheckpoint) and counted in rejected_checkpoints
     tags/<percent-encoded tag>         the version number as text
     tmp/                               files being written; renamed into place when complete
 Every file is written to tmp/ and then os.replace()d into place, which is atomic on POSIX and NFS,
@@ -22,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from srl_runtime.param_db.base import LATEST, Checkpoint, ParameterDB, VersionNotFound
+from srl_runtime.param_db.base import (
+    LATEST,
+    Checkpoint,
+    ParameterDB,
+    UnreadableCheckpoint,
+    VersionNotFound,
+)
 from srl_runtime.param_db.metadata import MetadataStore
 
 if TYPE_CHECKING:
@@ -65,6 +74,8 @@ class FilesystemParameterDB(ParameterDB):
         self.fsync = fsync
         self.map_location = map_location
         self.poll_interval = poll_interval
+        self.rejected_checkpoints = 0
+        self._refused: dict[int, str] = {}  # version -> why it was refused (each file is counted once)
 
     # ---- paths and atomic writes
     def _version_file(self, version: int) -> Path:
@@ -110,6 +121,9 @@ class FilesystemParameterDB(ParameterDB):
         version = int(version)
         metadata = dict(metadata or {})
         import torch  # lazily: importing the package (e.g. for metadata only) stays light
+
+        _check_data(state, "state")
+        _check_data(metadata, "metadata")
 
         payload = {"version": version, "state": state, "metadata": metadata}
         self._atomic_write(self._version_file(version), lambda f: torch.save(payload, f), durable)
@@ -159,16 +173,40 @@ class FilesystemParameterDB(ParameterDB):
     def _load(self, version: int) -> Checkpoint:
         import torch
 
+        if version in self._refused:
+            raise UnreadableCheckpoint(self._refused[version])
+        path = self._version_file(version)
         try:
-            with open(self._version_file(version), "rb") as f:
-                # weights_only=False: states hold numpy arrays and plain values, and the store is
-                # written only by this experiment's own trainers.
-                payload = torch.load(f, map_location=self.map_location, weights_only=False)
+            f = open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as e:
             if e.errno in _GONE_ERRNOS:
                 raise VersionNotFound(f"version {version}") from None
             raise
+        try:
+            with f, torch.serialization.safe_globals(_numpy_globals()):
+                # weights_only: tensors, numpy arrays and plain values only. The volume may be shared
+                # with other experiments, so a file that asks the unpickler to call anything else is refused.
+                payload = torch.load(f, map_location=self.map_location, weights_only=True)
+        except OSError as e:
+            if e.errno == errno.ESTALE:  # NFS: collected by another host while we read it
+                raise VersionNotFound(f"version {version}") from None
+            self._refuse(version, f"{path}: not a loadable checkpoint ({type(e).__name__}: {_first_line(e)})")
+        except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
+            self._refuse(version, f"{path}: not a loadable checkpoint ({type(e).__name__}: {_first_line(e)})")
+        if not (
+            isinstance(payload, dict)
+            and type(payload.get("version")) is int
+            and isinstance(payload.get("state"), dict)
+            and isinstance(payload.get("metadata"), dict)
+        ):
+            self._refuse(version, f"{path}: not a checkpoint (expected version, state, metadata)")
         return Checkpoint(version=payload["version"], state=payload["state"], metadata=payload["metadata"])
+
+    def _refuse(self, version: int, why: str) -> None:
+        self._refused[version] = why
+        self.rejected_checkpoints += 1
+        log.warning("parameter DB: refused %s", why)
+        raise UnreadableCheckpoint(why)
 
     def _read_tag(self, tag: str) -> int:
         try:
@@ -257,6 +295,53 @@ class FilesystemParameterDB(ParameterDB):
             getattr(self.metadata, method)(*args, **kwargs)
         except Exception:  # noqa: BLE001
             log.warning("parameter DB metadata %s failed", method, exc_info=True)
+
+
+_PLAIN = (int, float, bool, str, bytes, type(None))
+
+
+def _numpy_globals() -> list[Any]:
+    """What the weights-only unpickler needs to rebuild numeric numpy arrays and scalars (no code paths:
+    an array's elements still go through the same restricted unpickler)."""
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    dtype_classes = [type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                                 np.uint16, np.uint32, np.uint64, np.float16, np.float32, np.float64)]  # fmt: skip
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
+
+
+def _check_data(value: Any, where: str) -> None:
+    """TypeError unless `value` is tensors, numeric numpy values and plain values (what loading accepts)."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, (torch.Tensor, *_PLAIN)):
+        return
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biuf":
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, _PLAIN):
+                raise TypeError(f"parameter DB: {where} has a key of type {type(k).__name__}")
+            _check_data(v, f"{where}.{k}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_data(v, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"parameter DB: {where} is a {type(value).__module__}.{type(value).__name__}; states hold tensors, numeric "
+        "numpy arrays and plain values only (they are loaded with weights_only=True)"
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ arrays of whitelisted dtypes whose size matches the bytes it actually sent.
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +37,32 @@ ALLOWED_DTYPES: frozenset[str] = frozenset(
 Arrays = dict[str, np.ndarray]
 
 
+log = logging.getLogger(__name__)
+
+
 class MalformedMessage(ValueError):
     """A message that does not follow the wire format; receivers drop and count it."""
+
+    reason = "wire"  # what receivers count it under (content checks use finer reasons)
+
+
+class DropCounter:
+    """Mixin for stream receivers: `dropped` messages in all and `drop_reasons` by reason."""
+
+    dropped: int = 0
+
+    @property
+    def drop_reasons(self) -> collections.Counter[str]:
+        """Dropped messages by MalformedMessage.reason."""
+        reasons = self.__dict__.get("_drop_reasons")
+        if reasons is None:
+            reasons = self.__dict__["_drop_reasons"] = collections.Counter()
+        return reasons
+
+    def _drop(self, err: MalformedMessage, what: str) -> None:
+        self.dropped += 1
+        self.drop_reasons[err.reason] += 1
+        log.debug("dropped %s: %s", what, err)
 
 
 def wire_dtype(dtype: np.dtype) -> np.dtype:

@@ -38,4 +38,10 @@ def worker_counts(spec) -> dict[str, int]:  # noqa: ANN001 - ExperimentSpec, imp
     }
 
 
-__all__ = ["ROLES", "PollResult", "Worker", "WorkerContext", "make_worker", "worker_counts"]
+def restart_limit(spec, role: str) -> int:  # noqa: ANN001 - ExperimentSpec
+    """Restarts one worker of `role` may have before the run fails (spec.<role>.restartLimit)."""
+    block = {"trainer": spec.trainers, "policy": spec.policy_workers, "actor": spec.actors, "eval": spec.evaluation}
+    return int(block[role].restart_limit)
+
+
+__all__ = ["ROLES", "PollResult", "Worker", "WorkerContext", "make_worker", "restart_limit", "worker_counts"]

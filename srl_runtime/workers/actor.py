@@ -4,12 +4,18 @@ The ring: an actor holds `ringSize` slots of `envsPerSlot` environments. Each sl
 out as one inference request (split `inferenceSplits` ways); while slot k waits for its actions, the
 actor steps slot k+1 whose actions have arrived. With inline inference the ring degenerates to one
 batched forward pass per slot in this process.
+
+Every env step is checked for NaN/inf in observations and rewards (vectorised, a few microseconds):
+the actor counts them by field and env and applies failurePolicy.nonFinite; a non-finite observation
+is zeroed for the policy's forward pass only, while the sample keeps what the env returned, so the
+trainer drops that sample. Replies from policy workers are checked against the stream schema.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import time
 from typing import Any
 
@@ -20,7 +26,9 @@ from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
 from srl_runtime.streams.inference import make_inference_client
 from srl_runtime.streams.sample import make_sample_producer
+from srl_runtime.streams.schema import schema_of
 from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.non_finite import NonFiniteGuard
 from srl_runtime.workers.param_follower import ParameterFollower
 from srl_runtime.workers.placement import inference_kind, sample_kind, set_torch_threads
 from srl_runtime.workers.trajectory import EpisodeBuffer, TrajectoryBuffer
@@ -53,10 +61,12 @@ class ActorWorker(Worker):
         self.slots: list[_Slot] = []
         self.policy_version = -1
         self.inline_policy: Policy | None = None
-        self._returns: collections.deque[tuple[float, float]] = collections.deque(maxlen=max(100, spec.stop.return_window))
+        # (episode number, end time, raw return) of recent episodes: the monitor counts each number once
+        self._returns: collections.deque[tuple[int, float, float]] = collections.deque(maxlen=max(100, spec.stop.return_window))
         self.episodes_done = 0
         self.env_frames = 0
         self.frame_multiplier = spec.environment.atari.frame_skip if spec.environment.atari else 1
+        self.non_finite = NonFiniteGuard(f"actor {self.ctx.index}", spec.failure_policy.non_finite, self.fail_run)
 
         for k in range(self.spec.ring_size):
             envs = make_env_batch(spec.environment, self.spec.envs_per_slot, seed=self.ctx.seed * 1000 + k * self.spec.envs_per_slot)
@@ -64,6 +74,12 @@ class ActorWorker(Worker):
         first = self.slots[0].envs
         self.rows = first.rows
         self.centralized = spec.policy.centralized_value
+        self.schema = schema_of(spec, first)
+        obs_spec = self.schema.request["obs"]
+        self._obs_dtype, self._obs_float = obs_spec.dtype, obs_spec.finite
+        for k, slot in enumerate(self.slots):
+            slot.obs = np.asarray(slot.obs, dtype=self._obs_dtype)
+            self._check_finite(k, slot.obs, None, slot.critic_obs if self.centralized else None)
 
         kind = inference_kind(spec)
         if kind == "inline":
@@ -78,14 +94,12 @@ class ActorWorker(Worker):
             self.client = make_inference_client("inline", self.ctx.name_records, self.ctx.root, policy=self.inline_policy)
             probe = self.inline_policy
         else:
-            self.client = make_inference_client(kind, self.ctx.name_records, self.ctx.root)
-            # A local shape probe: the recurrent state size and dtypes come from the same network code.
+            self.client = make_inference_client(
+                kind, self.ctx.name_records, self.ctx.root, check=self.schema.check_reply
+            )
+            # A local probe: the recurrent state size comes from the same network code.
             probe = Policy(first.observation_space, first.action_space, spec.policy, device="cpu", critic_obs_space=first.critic_obs_space)
         self.recurrent = probe.recurrent
-        slot0 = self.slots[0]
-        example = probe.rollout(
-            slot0.obs[:1], probe.initial_rnn_state(1), critic_obs=slot0.critic_obs[:1] if self.centralized else None
-        )
         kind = sample_kind(spec)
         queue = spec.streams.sample_queue
         self.producer = make_sample_producer(
@@ -95,20 +109,8 @@ class ActorWorker(Worker):
         length = self.spec.burn_in + self.spec.sample_steps + self.spec.bootstrap_steps
         carry = self.spec.burn_in + self.spec.bootstrap_steps
         rows = self.rows
-        fields: dict[str, tuple[tuple[int, ...], np.dtype]] = {
-            "obs": ((rows, *self.slots[0].obs.shape[1:]), self.slots[0].obs.dtype),
-            "action": ((rows, *example["action"].shape[1:]), example["action"].dtype),
-            "logp": ((rows,), np.dtype(np.float32)),
-            "value": ((rows,), np.dtype(np.float32)),
-            "reward": ((rows,), np.dtype(np.float32)),
-            "done": ((rows,), np.dtype(bool)),
-            "truncated": ((rows,), np.dtype(bool)),
-            "policy_version": ((rows,), np.dtype(np.int64)),
-        }
-        if self.recurrent:
-            fields["rnn_state"] = ((rows, probe.rnn_state_size), np.dtype(np.float32))
-        if self.centralized:
-            fields["critic_obs"] = ((rows, *slot0.critic_obs.shape[1:]), np.dtype(np.float32))
+        # The sample's arrays are what the trainers' schema expects: one definition for both ends.
+        fields = self.schema.sample_fields(rows)
         for slot in self.slots:
             slot.rnn_state = probe.initial_rnn_state(rows)
             if self.spec.full_trajectory:
@@ -123,11 +125,17 @@ class ActorWorker(Worker):
     def _post(self, slot: _Slot) -> None:
         slot.requests = []
         for part in self._splits:
-            arrays = {"obs": slot.obs[part]}
+            obs = slot.obs[part]
+            if self._obs_float and not np.isfinite(obs).all():
+                obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)  # for acting only (already counted)
+            arrays = {"obs": obs}
             if self.recurrent:
                 arrays["rnn_state"] = slot.rnn_state[part]
             if self.centralized:
-                arrays["critic_obs"] = slot.critic_obs[part]
+                critic_obs = np.asarray(slot.critic_obs[part], dtype=np.float32)
+                if not np.isfinite(critic_obs).all():
+                    critic_obs = np.nan_to_num(critic_obs, nan=0.0, posinf=0.0, neginf=0.0)
+                arrays["critic_obs"] = critic_obs
             slot.requests.append((self.client.post_request(arrays), part))
 
     def _wait(self, request_id: int) -> dict[str, np.ndarray] | None:
@@ -166,7 +174,7 @@ class ActorWorker(Worker):
             self.policy_version = max(self.policy_version, self.params.version)
         steps = 0
         sent = 0
-        for slot in self.slots:
+        for k, slot in enumerate(self.slots):
             result = self._collect(slot)
             if result is None:
                 break
@@ -175,6 +183,8 @@ class ActorWorker(Worker):
             action = result["action"]
             prev_obs, prev_state = slot.obs, slot.rnn_state
             step = slot.envs.step(action)
+            step.obs = np.asarray(step.obs, dtype=self._obs_dtype)
+            self._check_finite(k, step.obs, step.reward)
             done = step.terminated | step.truncated
             row = {
                 "obs": prev_obs,
@@ -194,6 +204,7 @@ class ActorWorker(Worker):
             if self.centralized:
                 row["critic_obs"] = slot.critic_obs
                 slot.critic_obs = slot.envs.critic_obs()
+                self._check_finite(k, None, None, slot.critic_obs)
             slot.obs = step.obs
             sent += self._record(slot, row, done)
             if self.stop_requested:
@@ -204,10 +215,23 @@ class ActorWorker(Worker):
             if step.episode_returns:
                 now = time.time()
                 for ret in step.episode_returns:
-                    self._returns.append((now, float(ret)))
-                self.episodes_done += len(step.episode_returns)
+                    if math.isfinite(ret):  # a NaN reward made this return meaningless (reported above)
+                        self._returns.append((self.episodes_done, now, float(ret)))
+                    self.episodes_done += 1
         self.env_frames += steps * self.frame_multiplier
         return PollResult(sample_count=steps, batch_count=sent)
+
+    def _check_finite(
+        self, k: int, obs: np.ndarray | None, reward: np.ndarray | None, critic_obs: np.ndarray | None = None
+    ) -> None:
+        """Report NaN/inf in what slot k's envs returned (which field, which env)."""
+        checks = (("reward", reward), ("observation", obs if self._obs_float else None), ("state", critic_obs))
+        for what, values in checks:
+            if values is None or np.isfinite(values).all():
+                continue
+            bad_rows = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(1))
+            envs = sorted({k * self.spec.envs_per_slot + int(r) // self.slots[k].envs.agents_per_env for r in bad_rows})
+            self.non_finite.report(what, f"from env {', '.join(map(str, envs))} of actor {self.ctx.index}", len(bad_rows))
 
     def _record(self, slot: _Slot, row: dict[str, np.ndarray], done: np.ndarray) -> int:
         meta = {"actor": self.ctx.index, "policy_version": self.policy_version}
@@ -234,7 +258,8 @@ class ActorWorker(Worker):
         return sent
 
     def _on_exit(self) -> None:
-        for closer in (getattr(self, "producer", None), getattr(self, "client", None)):
+        params = getattr(self, "params", None)
+        for closer in (getattr(self, "producer", None), getattr(self, "client", None), getattr(params, "param_db", None)):
             if closer is not None:
                 try:
                     closer.close()
@@ -244,6 +269,7 @@ class ActorWorker(Worker):
             slot.envs.close()
 
     def progress(self) -> dict[str, Any]:
+        client, guard, params = getattr(self, "client", None), getattr(self, "non_finite", None), getattr(self, "params", None)
         now, frames = time.monotonic(), getattr(self, "env_frames", 0)
         last_t, last_frames = getattr(self, "_rate_mark", (now, frames))
         self._rate_mark = (now, frames)
@@ -254,6 +280,11 @@ class ActorWorker(Worker):
             "episodes": getattr(self, "episodes_done", 0),
             "policy_version": getattr(self, "policy_version", -1),
             "recent_returns": list(getattr(self, "_returns", [])),
+            "dropped": getattr(client, "dropped", 0),
+            "drop_reasons": dict(client.drop_reasons) if client is not None else {},
+            "non_finite_env_values": guard.total if guard is not None else 0,
+            **(guard.progress() if guard is not None else {}),
+            "rejected_checkpoints": getattr(getattr(params, "param_db", None), "rejected_checkpoints", 0),
         }
 
 

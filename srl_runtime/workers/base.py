@@ -202,6 +202,29 @@ class Worker(abc.ABC):
         elif command == "start" and not self._running:
             self.start()
 
+    def fail_run(self, reason: str, timeout: float = 30.0) -> None:
+        """End the whole run with `reason` (e.g. 'failed: ...'): set the stop flag unless one is set.
+
+        Retried until written or `timeout` s passed (the monitor adopts the flag as the stop reason).
+        """
+        nr, flag = self.ctx.name_records, keys.stop_flag(self.ctx.root)
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            try:
+                if _get_or_none(nr, flag) is None:
+                    nr.add(flag, reason, replace=True, delete_on_exit=False)
+                break
+            except Exception as err:  # noqa: BLE001 - retried
+                if time.monotonic() + delay > deadline:
+                    log.error("%s %d: could not fail the run (%s): %s", self.role, self.ctx.index, reason, err)
+                    break
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
+        log.error("%s %d: %s", self.role, self.ctx.index, reason)
+        if self._stop_reason is None:
+            self._stop_reason = f"stop: {reason}"
+
     def _publish_progress(self, final: bool = False) -> None:
         body = {
             "role": self.role,

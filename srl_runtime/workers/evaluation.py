@@ -1,4 +1,8 @@
-"""Evaluation worker: every interval, plays the tagged version deterministically and records the return."""
+"""Evaluation worker: every interval, plays the tagged version deterministically and records the return.
+
+An evaluation can take long (long episodes): the stop flag is checked every `progress_interval`
+seconds while playing, and an evaluation cut short by a stop records nothing.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +54,8 @@ class EvaluationWorker(Worker):
             return PollResult()
         self.policy.load_state(ckpt.state["policy"], ckpt.version)
         returns, steps = self.play(self.spec.episodes)
+        if len(returns) < self.spec.episodes:  # stopped mid-evaluation
+            return PollResult(sample_count=steps)
         self.last_version = ckpt.version
         mean = float(np.mean(returns))
         self.results.append({"version": ckpt.version, "mean_return": mean, "episodes": len(returns)})
@@ -68,7 +74,11 @@ class EvaluationWorker(Worker):
         state = self.policy.initial_rnn_state(self.envs.rows)
         returns: list[float] = []
         steps = 0
-        while len(returns) < episodes and not self.exiting:
+        next_check = time.monotonic() + self.progress_interval
+        while len(returns) < episodes and not self.stop_requested:
+            if time.monotonic() >= next_check:  # the stop flag, even in the middle of a long episode
+                next_check = time.monotonic() + self.progress_interval
+                self._check_control()
             critic_obs = self.envs.critic_obs() if self.policy.centralized else None
             out = self.policy.rollout(obs, state if self.policy.recurrent else None, deterministic=True, critic_obs=critic_obs)
             step = self.envs.step(out["action"])
@@ -81,10 +91,13 @@ class EvaluationWorker(Worker):
         return returns, steps
 
     def _on_exit(self) -> None:
-        envs = getattr(self, "envs", None)
-        if envs is not None:
-            envs.close()
+        for closer in (getattr(self, "envs", None), getattr(self, "param_db", None)):
+            if closer is not None:
+                closer.close()
 
     def progress(self) -> dict[str, Any]:
         results = getattr(self, "results", [])
-        return {"eval": results[-1] if results else None}
+        return {
+            "eval": results[-1] if results else None,
+            "rejected_checkpoints": getattr(getattr(self, "param_db", None), "rejected_checkpoints", 0),
+        }

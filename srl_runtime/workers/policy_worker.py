@@ -3,7 +3,8 @@
 Where the inference batch gets built: `_poll` takes whatever requests are queued (up to
 `batchSize` rows, waiting at most `maxWaitMs` once one is in hand), concatenates them, runs the
 policy, and splits the result back per request. It pulls new parameters from the parameter DB on
-an interval.
+an interval. Requests that do not match the experiment's stream schema (names, dtypes, shapes, row
+count, finite observations) are dropped and counted by the server before they reach the batch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
 from srl_runtime.streams.inference import make_inference_server
+from srl_runtime.streams.schema import schema_of
 from srl_runtime.workers.base import PollResult, Worker
 from srl_runtime.workers.param_follower import ParameterFollower
 from srl_runtime.workers.placement import inference_kind, set_torch_threads
@@ -38,12 +40,13 @@ class PolicyWorker(Worker):
         self.policy = Policy(
             probe.observation_space, probe.action_space, spec.policy, device=self.spec.device, critic_obs_space=probe.critic_obs_space
         )
+        self.schema = schema_of(spec, probe)
         probe.close()
-        self.params = ParameterFollower(
-            make_parameter_db(spec.parameter_db, self.ctx.run_dir), self.policy, self.spec.pull_interval
-        )
+        self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
+        self.params = ParameterFollower(self.param_db, self.policy, self.spec.pull_interval)
         self.server = make_inference_server(
             inference_kind(spec), self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
+            check=self.schema.check_request,
             **(self.ctx.tcp_endpoint(self.ctx.ports.inference) if inference_kind(spec) == "zmq" else {}),
         )
         self.params.maybe_pull()
@@ -72,6 +75,7 @@ class PolicyWorker(Worker):
         critic_obs = np.concatenate([r.arrays["critic_obs"] for r in requests]) if self.policy.centralized else None
         out = self.policy.rollout(obs, state, critic_obs=critic_obs)
         out["policy_version"] = np.full(len(obs), self.params.version, np.int64)
+        out = self.schema.conform(self.schema.reply, out)
         start = 0
         for r in requests:
             n = len(r.arrays["obs"])
@@ -87,13 +91,19 @@ class PolicyWorker(Worker):
         server = getattr(self, "server", None)
         if server is not None:
             server.close()
+        param_db = getattr(self, "param_db", None)
+        if param_db is not None:
+            param_db.close()
 
     def progress(self) -> dict[str, Any]:
         sizes = getattr(self, "batch_sizes", [])
         server = getattr(self, "server", None)
+        param_db = getattr(self, "param_db", None)
         return {
             "policy_version": self.params.version if hasattr(self, "params") else -1,
             "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
             "latency_ms": getattr(self, "latency_ms", 0.0),
             "dropped": getattr(server, "dropped", 0),
+            "drop_reasons": dict(server.drop_reasons) if server is not None else {},
+            "rejected_checkpoints": getattr(param_db, "rejected_checkpoints", 0),
         }

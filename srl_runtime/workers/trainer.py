@@ -2,7 +2,12 @@
 
 Every `pushEvery` train steps it pushes the policy (the version actors and policy workers pull);
 every `checkpointEvery` steps, and on exit, the pushed version also carries the learner state and
-is tagged `checkpoint`, which is what a restarted trainer resumes from.
+is tagged `checkpoint` (the one before stays tagged `checkpoint-previous`), which is what a
+restarted trainer resumes from: the newest readable checkpoint, never reusing a version number.
+
+Samples that do not match the experiment's stream schema are dropped and counted by the consumer;
+those with NaN/inf are counted as non-finite samples, and so are updates the learner skipped for a
+non-finite loss or gradient (failurePolicy.nonFinite decides whether the run goes on).
 """
 
 from __future__ import annotations
@@ -14,15 +19,23 @@ from typing import Any
 from srl_runtime.algorithms import make_learner
 from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
+from srl_runtime.param_db.base import UnreadableCheckpoint, VersionNotFound
 from srl_runtime.policies import Policy
 from srl_runtime.streams.sample import make_sample_consumer
+from srl_runtime.streams.schema import NON_FINITE, schema_of
 from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.non_finite import NonFiniteGuard
 from srl_runtime.workers.placement import sample_kind, set_torch_threads
 from srl_runtime.workers.sample_buffer import EpisodeChunker, SampleBuffer
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_TAG = "checkpoint"
+PREVIOUS_CHECKPOINT_TAG = "checkpoint-previous"  # keeps the checkpoint before the newest from GC
+
+
+class ResumeError(RuntimeError):
+    """The parameter DB holds versions but no checkpoint that can be read: refuse to start afresh."""
 
 
 class TrainerWorker(Worker):
@@ -38,7 +51,10 @@ class TrainerWorker(Worker):
         self.policy = Policy(
             probe.observation_space, probe.action_space, spec.policy, device=self.spec.device, critic_obs_space=probe.critic_obs_space
         )
+        self.schema = schema_of(spec, probe)
         probe.close()
+        self.non_finite = NonFiniteGuard(f"trainer {self.ctx.index}", spec.failure_policy.non_finite, self.fail_run)
+        self._seen_non_finite = (0, 0)  # (samples, updates) already reported
         self.learner = make_learner(self.policy, spec.algorithm, total_train_steps=spec.stop.train_steps)
         self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
         self.buffer = SampleBuffer(
@@ -69,18 +85,39 @@ class TrainerWorker(Worker):
         kind = sample_kind(spec)
         self.consumer = make_sample_consumer(
             kind, self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
+            check=self.schema.check_sample,
             **({"hwm": spec.streams.sample_queue, **self.ctx.tcp_endpoint(self.ctx.ports.sample)} if kind == "zmq" else {}),
         )
 
     def _resume(self) -> None:
-        try:
-            ckpt = self.param_db.get(tag=CHECKPOINT_TAG)
-        except Exception:  # noqa: BLE001 - nothing to resume from: a fresh run
-            return
+        """Continue from the newest readable checkpoint; a fresh run only when nothing is stored."""
+        db = self.param_db
+        stored = db.versions()
+        if not stored:
+            return  # a fresh run
+        tags = db.tags()
+        first = [tags[t] for t in (CHECKPOINT_TAG, PREVIOUS_CHECKPOINT_TAG) if t in tags]
+        candidates = list(dict.fromkeys([*first, *sorted(stored, reverse=True)]))
+        for version in candidates:
+            try:
+                ckpt = db.get(version=version)
+            except (VersionNotFound, UnreadableCheckpoint) as err:
+                log.warning("trainer %d: cannot resume from version %d: %s", self.ctx.index, version, err)
+                continue
+            if "learner" not in ckpt.state:
+                continue  # a policy-only version: not resumable
+            break
+        else:
+            raise ResumeError(
+                f"parameter DB {getattr(db, 'path', '')} holds versions {stored[0]}..{stored[-1]} but no readable "
+                "checkpoint; refusing to start afresh over them (start the run with --overwrite to discard them)"
+            )
         self.policy.load_state(ckpt.state["policy"], ckpt.version)
-        if "learner" in ckpt.state:
-            self.learner.load_state_dict(ckpt.state["learner"])
-        self.version = max(ckpt.version, self.param_db.latest_version() or 0)
+        self.learner.load_state_dict(ckpt.state["learner"])
+        # Never reuse a version number: followers ignore versions at or below the one they hold.
+        self.version = max(ckpt.version, db.latest_version() or 0, stored[-1])
+        if ckpt.version != tags.get(CHECKPOINT_TAG):
+            log.warning("trainer %d: newest checkpoint unreadable; resumed from older version %d", self.ctx.index, ckpt.version)
         log.info("trainer %d: resumed from version %d (train step %d)", self.ctx.index, ckpt.version, self.learner.train_steps)
 
     def _push(self, checkpoint: bool) -> None:
@@ -88,9 +125,11 @@ class TrainerWorker(Worker):
         self.policy.version = self.version
         state: dict[str, Any] = {"policy": self.policy.get_state()}
         tags = []
+        previous = None
         if checkpoint:
             state["learner"] = self.learner.state_dict()
             tags.append(CHECKPOINT_TAG)
+            previous = self.param_db.tags().get(CHECKPOINT_TAG)
         self.param_db.push(
             state,
             self.version,
@@ -98,6 +137,11 @@ class TrainerWorker(Worker):
             metadata={"train_step": self.learner.train_steps, "timestamp": time.time()},
             durable=checkpoint,  # only resumable checkpoints pay for fsync
         )
+        if previous is not None and previous != self.version:
+            try:
+                self.param_db.tag(previous, PREVIOUS_CHECKPOINT_TAG)
+            except VersionNotFound:
+                pass  # already gone: the new checkpoint is what counts
         self.param_db.gc()
 
     def _poll(self) -> PollResult:
@@ -116,6 +160,9 @@ class TrainerWorker(Worker):
                 self.buffer.add(arrays)
             got += 1
             timeout = 0.0
+        self._report_non_finite()
+        if self.stop_requested:
+            return PollResult(batch_count=got)
         self.buffer.drop_stale(self.version)
         if not self.buffer.ready():
             return PollResult(batch_count=got)
@@ -136,11 +183,31 @@ class TrainerWorker(Worker):
             if self.stop_requested:
                 return PollResult()
             raise
+        self._report_non_finite()
         rows = int(batch["reward"].shape[1]) * (int(batch["reward"].shape[0]) - self.burn_in - self.ctx.experiment.spec.actors.bootstrap_steps)
         self.trained_rows += rows
         if self.ctx.index == 0 and self.learner.train_steps % self.spec.push_every == 0:
             self._push(checkpoint=self.learner.train_steps % self.spec.checkpoint_every == 0)
         return PollResult(sample_count=rows, batch_count=got)
+
+    def _report_non_finite(self) -> None:
+        """Hand new non-finite samples and skipped updates to the guard (warn or fail the run)."""
+        samples, updates = self.non_finite_samples, self.skipped_updates
+        seen_samples, seen_updates = self._seen_non_finite
+        self._seen_non_finite = (samples, updates)
+        self.non_finite.report("sample", "from the sample stream (dropped)", samples - seen_samples)
+        self.non_finite.report("loss or gradient", "in an update (skipped, parameters kept)", updates - seen_updates)
+
+    @property
+    def non_finite_samples(self) -> int:
+        """Samples dropped for NaN/inf."""
+        consumer = getattr(self, "consumer", None)
+        return int(consumer.drop_reasons[NON_FINITE]) if consumer is not None else 0
+
+    @property
+    def skipped_updates(self) -> int:
+        """Optimizer steps the learner skipped for a non-finite loss or gradient."""
+        return int(getattr(getattr(self, "learner", None), "skipped_updates", 0))
 
     def _on_exit(self) -> None:
         if getattr(self, "learner", None) is not None and self.ctx.index == 0 and self.learner.train_steps > 0:
@@ -157,6 +224,9 @@ class TrainerWorker(Worker):
             consumer.close()
         if getattr(self, "group", None) is not None:
             self.group.close()
+        param_db = getattr(self, "param_db", None)
+        if param_db is not None:
+            param_db.close()
 
     def progress(self) -> dict[str, Any]:
         buffer = getattr(self, "buffer", None)
@@ -167,6 +237,11 @@ class TrainerWorker(Worker):
             "policy_version": getattr(self, "version", 0),
             "trained_rows": getattr(self, "trained_rows", 0),
             "dropped": getattr(consumer, "dropped", 0),
+            "drop_reasons": dict(consumer.drop_reasons) if consumer is not None else {},
+            "non_finite_samples": self.non_finite_samples,
+            "skipped_updates": self.skipped_updates,
+            "rejected_checkpoints": getattr(getattr(self, "param_db", None), "rejected_checkpoints", 0),
+            **(self.non_finite.progress() if hasattr(self, "non_finite") else {}),
             "dropped_stale": getattr(buffer, "dropped_stale", 0),
             "buffer_columns": buffer.columns if buffer else 0,
             "staleness": getattr(self, "staleness", 0.0),

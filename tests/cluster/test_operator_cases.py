@@ -81,6 +81,18 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("seed-not-integer", _with("seed", "abc"), "spec.seed", "spec.seed"),
     (
+        "buffer-below-batch",
+        _with("trainers", {"batchSize": 32, "bufferCapacity": 16}),
+        "spec.trainers.bufferCapacity",
+        "spec.trainers.bufferCapacity",
+    ),
+    (
+        "linear-lr-without-train-steps",
+        {**BASE, "spec": {**BASE["spec"], "stop": {"wallSeconds": 60}, "algorithm": {"ppo": {"lrSchedule": "linear"}}}},
+        "spec.algorithm.ppo.lrSchedule",
+        "spec.algorithm.ppo.lrSchedule",
+    ),
+    (
         "mongodb-uri-with-credentials",
         _with("parameterDb", {"metadata": "mongodb", "mongodb": {"uri": "mongodb://srl:hunter2@mongo:27017/srl"}}),
         "spec.parameterDb.mongodb.uri",

@@ -34,14 +34,20 @@ def experiment_file(tmp_path: Path, source: str | Path, **spec_overrides: Any) -
 class SrlRun:
     """`srl run FILE` in a subprocess, its output in a log file, its summary in JSON."""
 
-    def __init__(self, tmp_path: Path, experiment: Path, *extra: str) -> None:
+    def __init__(self, tmp_path: Path, experiment: Path, *extra: str, test_envs: bool = False) -> None:
+        """test_envs: the run can import tests/bad_envs.py (entryPoint: bad_envs:<Class>)."""
         self.run_dir = tmp_path / "run"
         self.summary_path = tmp_path / "summary.json"
         self.log_path = tmp_path / "srl.log"
         cmd = [sys.executable, "-m", "srl_runtime.cli", "run", str(experiment), "--run-dir", str(self.run_dir),
                "--summary-json", str(self.summary_path), *extra]
+        env = dict(os.environ)
+        if test_envs:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), env.get("PYTHONPATH")) if p)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True, env=env
+        )
 
     def state(self) -> dict[str, Any]:
         """The monitor's latest state.json ({} before the first write)."""

@@ -127,6 +127,68 @@ def test_factory_redis(redis_server: RedisServer) -> None:
     r.close()
 
 
+# --------------------------------------------------------------------------- the stop flag is durable (issue 9, item 9)
+
+
+def _monitor(records: RedisNameRecords) -> tuple[object, str]:
+    import json
+
+    from srl_runtime.config.experiment import StopSpec
+    from srl_runtime.launcher.monitor import ExperimentMonitor
+    from srl_runtime.name_records import keys
+
+    root = keys.experiment_root("durable")
+    body = {"role": "actor", "index": 0, "pid": 1, "running": True, "env_frames": 500, "recent_returns": []}
+    records.add(keys.worker_progress(root, "actor", 0), json.dumps(body), replace=True)
+    return ExperimentMonitor(records, root, StopSpec(envFrames=100)), keys.stop_flag(root)
+
+
+def test_stop_decided_while_redis_is_down_is_written_when_it_is_back(redis_server: RedisServer) -> None:
+    records = RedisNameRecords(redis_server.address, retry_timeout=0.5)
+    monitor, flag = _monitor(records)
+    try:
+        redis_server.stop()
+        monitor.request_stop("env_frames")  # must not raise: retried later
+        assert not monitor.stop_written
+        redis_server.start()
+        monitor.tick()
+        assert monitor.stop_written and records.get(flag) == "env_frames"
+    finally:
+        records.close()
+
+
+def test_monitor_loop_keeps_retrying_until_the_flag_is_written(redis_server: RedisServer) -> None:
+    """Reads work, writes fail (Redis out of memory): the stop is decided but the flag cannot be set.
+    The monitor must neither give up nor return before the flag is there; once writes work it is."""
+    from srl_runtime.launcher.single_worker import _monitor_loop
+
+    records = RedisNameRecords(redis_server.address, retry_timeout=0.5)
+    monitor, flag = _monitor(records)
+    admin = raw(redis_server)
+    stop = threading.Event()
+    thread = threading.Thread(target=_monitor_loop, args=(monitor, stop), daemon=True)
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # every write is refused from now on
+        thread.start()
+        deadline = time.monotonic() + 20
+        while monitor.summary.stop_reason is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert monitor.summary.stop_reason == "env_frames"
+        thread.join(timeout=3.5)  # three more ticks
+        assert thread.is_alive(), "the monitor returned although the stop flag was never written"
+        with pytest.raises(NameEntryNotFound):
+            records.get(flag)
+        admin.config_set("maxmemory", "0")
+        thread.join(timeout=20)
+        assert not thread.is_alive() and records.get(flag) == "env_frames"
+    finally:
+        stop.set()
+        admin.config_set("maxmemory", "0")
+        thread.join(timeout=5)
+        records.close()
+
+
 def test_password_from_the_environment(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Redis with requirepass (as the operator runs it): the factory passes $SRL_NAME_RECORDS_REDIS_PASSWORD;
     without it, or with a wrong one, calls fail at once instead of retrying a permanent error."""

@@ -43,6 +43,10 @@ INVALID = [
     (_with("spec.environment", {"id": "CartPole-v1", "entryPoint": "pkg:Env"}), "spec.environment: exactly one of id or entryPoint"),
     (_with("metadata.name", "Not_A_DNS_Label"), "metadata.name: String should match pattern"),
     (_with("spec.streams.inference", "zmq"), "spec.streams.inference: shm/zmq need policyWorkers.replicas >= 1"),
+    (_with("spec.trainers", {"batchSize": 32, "bufferCapacity": 16}), "spec.trainers.bufferCapacity: must be >= trainers.batchSize"),
+    (_with("spec.algorithm.ppo.lrSchedule", "linear"), "spec.algorithm.ppo.lrSchedule: linear decays to 0 over stop.trainSteps"),
+    (_with("spec.actors.restartLimit", -1), "spec.actors.restartLimit: must be >= 0"),
+    (_with("spec.failurePolicy.nonFinite", "ignore"), "spec.failurePolicy.nonFinite: Input should be 'warn' or 'fail'"),
 ]
 
 
@@ -68,7 +72,7 @@ def test_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
     path.write_text("spec: [unclosed\n")
     with pytest.raises(InvalidExperiment) as info:
         load_experiment(path)
-    assert info.value.problems[0].startswith("(yaml)")
+    assert info.value.problems[0].startswith("YAML syntax error at line 2, column 1"), info.value.problems
 
 
 @pytest.mark.parametrize("block", ["ppg", "impala"])

@@ -120,3 +120,72 @@ def test_factory(tmp_path: Path) -> None:
     assert isinstance(db, FilesystemParameterDB) and db.path == tmp_path / "params"
     assert isinstance(db.metadata, SQLiteMetadataStore) and db.keep_versions == 2
     db.close()
+
+
+class _RunsCode:
+    """Unpickling this calls os.mkdir(path): what a hostile checkpoint on a shared volume would do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.mkdir, (self.path,))
+
+
+def test_checkpoint_that_would_run_code_is_refused_counted_and_not_run(db: FilesystemParameterDB, tmp_path: Path) -> None:
+    db.push(state(1), 1)
+    marker = tmp_path / "pwned"
+    payload = {"version": 2, "state": {"policy": _RunsCode(str(marker))}, "metadata": {}}
+    torch.save(payload, db.path / "versions" / f"{2:012d}.pt")  # written behind the DB's back
+    (db.path / "tags" / "latest").write_text("2")
+    errors = []
+    for _ in range(3):  # followers retry: refused every time, counted once
+        try:
+            db.get()
+        except Exception as err:  # noqa: BLE001 - checked below
+            errors.append(err)
+    assert not marker.exists(), "loading the checkpoint executed code"
+    assert len(errors) == 3 and all(type(e).__name__ == "UnreadableCheckpoint" for e in errors), errors
+    assert "not a loadable checkpoint" in str(errors[0])
+    assert db.rejected_checkpoints == 1
+    assert db.get(version=1).version == 1, "intact versions still load"
+
+
+def test_truncated_checkpoint_is_refused_and_counted(db: FilesystemParameterDB) -> None:
+    from srl_runtime.param_db import UnreadableCheckpoint
+
+    db.push(state(3), 3)
+    path = db.path / "versions" / f"{3:012d}.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(UnreadableCheckpoint):
+        db.get(version=3)
+    assert db.rejected_checkpoints == 1
+
+
+def test_follower_refuses_a_hostile_latest_and_counts_it(db: FilesystemParameterDB, tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from srl_runtime.config.experiment import PolicySpec
+    from srl_runtime.policies import Policy
+    from srl_runtime.workers.param_follower import ParameterFollower
+
+    env = gym.make("CartPole-v1")
+    policy = Policy(env.observation_space, env.action_space, PolicySpec())
+    db.push({"policy": policy.get_state()}, 1)
+    follower = ParameterFollower(db, policy, interval=0.0)
+    follower.maybe_pull()
+    assert follower.version == 1
+    marker = tmp_path / "pwned"
+    torch.save({"version": 2, "state": {"policy": _RunsCode(str(marker))}, "metadata": {}}, db.path / "versions" / f"{2:012d}.pt")
+    (db.path / "tags" / "latest").write_text("2")
+    follower.maybe_pull()
+    follower.maybe_pull()
+    assert follower.version == 1 and not marker.exists() and db.rejected_checkpoints == 1
+
+
+def test_push_refuses_what_could_not_be_loaded_back(db: FilesystemParameterDB) -> None:
+    with pytest.raises(TypeError, match=r"state\.obj is a .*Path"):
+        db.push({"obj": Path("/")}, 1)
+    assert db.versions() == []

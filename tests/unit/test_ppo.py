@@ -103,3 +103,24 @@ def test_linear_lr_and_state_dict_round_trip() -> None:
     other.load_state_dict(saved)
     assert other.train_steps == 2 and math.isclose(other.current_lr(), 5e-4)
     assert other.optimizer.state_dict()["state"].keys() == saved["optimizer"]["state"].keys()
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.5, None])
+def test_update_with_non_finite_loss_is_skipped_and_parameters_are_kept(max_grad_norm: float | None) -> None:
+    env = gym.make("CartPole-v1")
+    policy = Policy(env.observation_space, env.action_space, PolicySpec())
+    learner = PPOLearner(policy, PPOSpec(minibatches=2, epochs=2, max_grad_norm=max_grad_norm))
+    batch = _collect("CartPole-v1", policy, 8, 4)
+    # Finite inputs whose ratio overflows: exp(logp - (-1e30)) = inf, so every loss is non-finite.
+    batch["logp"] = np.full_like(batch["logp"], -1e30)
+    before = {k: v.clone() for k, v in policy.get_state().items()}
+    opt_before = learner.optimizer.state_dict()["state"]
+    learner.train_step(batch)
+    after = policy.get_state()
+    assert all(torch.equal(before[k], after[k]) for k in before), "a non-finite update changed the parameters"
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert learner.skipped_updates == 4 and learner.optimizer.state_dict()["state"] == opt_before
+    # A sane batch afterwards trains normally.
+    stats = learner.train_step(_collect("CartPole-v1", policy, 8, 4))
+    assert learner.skipped_updates == 4 and all(np.isfinite(v) for k, v in stats.items() if k != "explained_variance")
+    assert not all(torch.equal(after[k], policy.get_state()[k]) for k in after)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from srl_runtime.streams.wire import DropCounter
+
 Arrays = dict[str, np.ndarray]
+RequestCheck = Callable[[Arrays], Any]  # raises MalformedMessage (e.g. StreamSchema.check_request)
+ReplyCheck = Callable[[Arrays, "int | None"], Any]  # (arrays, rows of the request or None)
 
 
-class InferenceClient(abc.ABC):
-    """Actor side: post a batch of rows, collect the policy's answer later."""
+class InferenceClient(DropCounter, abc.ABC):
+    """Actor side: post a batch of rows, collect the policy's answer later.
+
+    Network clients drop (and count) replies that fail their `check`; the request stays pending.
+    """
 
     @abc.abstractmethod
     def post_request(self, arrays: Arrays) -> int:
@@ -54,10 +62,12 @@ class InferenceRequest:
         return 1
 
 
-class InferenceServer(abc.ABC):
-    """Policy-worker side: gather requests into batches, answer each one. One thread per server."""
+class InferenceServer(DropCounter, abc.ABC):
+    """Policy-worker side: gather requests into batches, answer each one. One thread per server.
 
-    dropped: int = 0  # malformed messages dropped so far
+    Requests that are malformed or fail the server's `check` are dropped and counted, never returned.
+    """
+
     address: str = ""
 
     @abc.abstractmethod

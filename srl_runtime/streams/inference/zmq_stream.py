@@ -24,6 +24,8 @@ from srl_runtime.streams.inference.base import (
     InferenceClient,
     InferenceRequest,
     InferenceServer,
+    ReplyCheck,
+    RequestCheck,
 )
 from srl_runtime.streams.wire import MalformedMessage
 
@@ -55,8 +57,9 @@ class ZmqInferenceServer(InferenceServer):
         port: int = 0,
         advertise: str | None = None,
         keepalive_ttl: float = 10.0,
+        check: RequestCheck | None = None,
     ) -> None:
-        self.dropped = 0
+        self._check = check
         self._sock = zmq_util.socket(zmq.ROUTER)
         self._carry: deque[InferenceRequest] = deque()  # taken off the socket but over max_rows
         self.address = self._bind(host, port, advertise)
@@ -133,16 +136,19 @@ class ZmqInferenceServer(InferenceServer):
             kind, meta, arrays = wire.decode(frames[1:])
             if kind != REQUEST:
                 raise MalformedMessage(f"unexpected kind {kind!r}")
-            return self._unpack(frames[0].bytes, meta, arrays)
+            req = self._unpack(frames[0].bytes, meta, arrays)
+            if self._check is not None:
+                self._check(req.arrays)
+            return req
         except MalformedMessage as e:
-            self.dropped += 1
-            log.debug("dropped malformed inference request: %s", e)
+            self._drop(e, "inference request")
             return None
 
 
 @dataclass
 class _Pending:
     payload: Any  # what _request_frames needs to (re)send the request
+    rows: int | None = None  # rows the answer must have (of the request's obs)
     address: str | None = None  # server it was last sent to; None: not sent yet
     sent_at: float = 0.0
 
@@ -162,8 +168,9 @@ class ZmqInferenceClient(InferenceClient):
         *,
         refresh_interval: float = 0.5,
         resend_after: float = 30.0,
+        check: ReplyCheck | None = None,
     ) -> None:
-        self.dropped = 0
+        self._check = check
         self._peers = PeerDirectory(
             name_records, keys.inference_streams(root), what="inference servers (policy workers)",
             refresh_interval=refresh_interval,
@@ -201,7 +208,8 @@ class ZmqInferenceClient(InferenceClient):
     # ---- API
     def post_request(self, arrays: Arrays) -> int:
         request_id = next(self._ids)
-        pending = _Pending(payload=self._payload(request_id, arrays))
+        obs = arrays.get("obs")
+        pending = _Pending(payload=self._payload(request_id, arrays), rows=None if obs is None else len(obs))
         self._pending[request_id] = pending
         self._sync()  # sends it, along with anything still waiting for a server
         return request_id
@@ -314,10 +322,14 @@ class ZmqInferenceClient(InferenceClient):
                     rid = request_id_of(meta)
                     pending = self._pending.get(rid)
                     if pending is None:  # answered twice after a re-send, or cancelled
+                        if arrays and self._check is not None:
+                            self._check(arrays, None)  # a bad one is still counted
                         continue
-                    self._results[rid] = self._reply(pending, meta, arrays)
+                    reply = self._reply(pending, meta, arrays)
+                    if self._check is not None:
+                        self._check(reply, pending.rows)  # a bad reply leaves the request pending
+                    self._results[rid] = reply
                     del self._pending[rid]
                     self._discard(pending)
                 except MalformedMessage as e:
-                    self.dropped += 1
-                    log.debug("dropped malformed inference reply: %s", e)
+                    self._drop(e, "inference reply")

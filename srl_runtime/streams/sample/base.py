@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from srl_runtime.streams.wire import DropCounter
+
 Arrays = dict[str, np.ndarray]
+SampleCheck = Callable[[dict[str, Any], Arrays], Any]  # raises MalformedMessage (StreamSchema.check_sample)
 
 
 class SampleProducer(abc.ABC):
@@ -32,10 +36,9 @@ class SampleProducer(abc.ABC):
         self.close()
 
 
-class SampleConsumer(abc.ABC):
-    """Trainer side. One thread per consumer."""
+class SampleConsumer(DropCounter, abc.ABC):
+    """Trainer side. One thread per consumer; malformed samples or ones failing `check` are dropped and counted."""
 
-    dropped: int = 0  # malformed messages dropped so far
     address: str = ""
 
     @abc.abstractmethod

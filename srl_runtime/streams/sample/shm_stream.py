@@ -17,7 +17,7 @@ from srl_runtime.name_records import keys
 from srl_runtime.name_records.base import NameRecords
 from srl_runtime.streams import shm, wire, zmq_util
 from srl_runtime.streams.discovery import PeerDirectory
-from srl_runtime.streams.sample.base import Arrays, SampleConsumer, SampleProducer
+from srl_runtime.streams.sample.base import Arrays, SampleCheck, SampleConsumer, SampleProducer
 from srl_runtime.streams.sample.zmq_stream import SAMPLE
 from srl_runtime.streams.wire import MalformedMessage
 
@@ -27,7 +27,7 @@ SHM_SAMPLE = "shm_sample"
 RELEASE = "shm_release"
 
 
-class ShmSampleProducer(SampleProducer):
+class ShmSampleProducer(wire.DropCounter, SampleProducer):
     """Up to `ring_size` slots in flight, each sent to the consumer holding the fewest unreleased
     slots (round-robin among equals).
 
@@ -58,7 +58,6 @@ class ShmSampleProducer(SampleProducer):
         self._free: list[shm.OwnedSegment] = []
         self._busy: dict[str, tuple[shm.OwnedSegment, str]] = {}  # segment name -> (segment, consumer)
         self._retired: list[str] = []
-        self.dropped = 0
         self._sync()
 
     def _sync(self) -> None:
@@ -113,8 +112,8 @@ class ShmSampleProducer(SampleProducer):
                     if kind != RELEASE or name not in self._busy:
                         raise MalformedMessage("unexpected release")
                     self._free.append(self._busy.pop(name)[0])
-                except MalformedMessage:
-                    self.dropped += 1
+                except MalformedMessage as e:
+                    self._drop(e, "release note")
 
     def _least_loaded(self) -> str:
         held = dict.fromkeys(self._order, 0)
@@ -188,8 +187,9 @@ class ShmSampleConsumer(SampleConsumer):
         host: str = "127.0.0.1",
         *,
         keepalive_ttl: float = 10.0,
+        check: SampleCheck | None = None,
     ) -> None:
-        self.dropped = 0
+        self._check = check
         self._segments = shm.PeerSegments()
         self._last_reap = time.monotonic()
         self._sock = zmq_util.socket(zmq.ROUTER)
@@ -211,10 +211,12 @@ class ShmSampleConsumer(SampleConsumer):
             except zmq.Again:
                 continue
             try:
-                return self._unpack(frames)
+                meta, arrays = self._unpack(frames)
+                if self._check is not None:
+                    self._check(meta, arrays)  # after the copy out: the producer cannot change it now
+                return meta, arrays
             except MalformedMessage as e:
-                self.dropped += 1
-                log.debug("dropped malformed sample: %s", e)
+                self._drop(e, "sample")
 
     def _unpack(self, frames: list[Any]) -> tuple[dict[str, Any], Arrays]:
         if len(frames) < 2:

@@ -13,7 +13,7 @@ from srl_runtime.name_records import keys
 from srl_runtime.name_records.base import NameRecords
 from srl_runtime.streams import wire, zmq_util
 from srl_runtime.streams.discovery import PeerDirectory
-from srl_runtime.streams.sample.base import Arrays, SampleConsumer, SampleProducer
+from srl_runtime.streams.sample.base import Arrays, SampleCheck, SampleConsumer, SampleProducer
 from srl_runtime.streams.wire import MalformedMessage
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,9 @@ class ZmqSampleConsumer(SampleConsumer):
         advertise: str | None = None,
         hwm: int = 8,
         keepalive_ttl: float = 10.0,
+        check: SampleCheck | None = None,
     ) -> None:
-        self.dropped = 0
+        self._check = check
         self._sock = zmq_util.socket(zmq.PULL, rcvhwm=hwm)
         self.address = zmq_util.bind_tcp(self._sock, host, port, advertise)
         self._records = name_records
@@ -122,10 +123,11 @@ class ZmqSampleConsumer(SampleConsumer):
                 kind, meta, arrays = wire.decode(frames)
                 if kind != SAMPLE:
                     raise MalformedMessage(f"unexpected kind {kind!r}")
+                if self._check is not None:
+                    self._check(meta, arrays)
                 return meta, arrays
             except MalformedMessage as e:
-                self.dropped += 1
-                log.debug("dropped malformed sample: %s", e)
+                self._drop(e, "sample")
 
     def close(self) -> None:
         try:
