@@ -5,7 +5,7 @@ Two ways to get a cluster (fixture `e2e_cluster`, one per session):
     containerd, kubelet, kube-proxy, CoreDNS in a network namespace; needs root. Tools come from
     scripts/install-e2e-tools.sh, images from scripts/build-images.sh (both run here; cached runs
     only check stamps; SRL_E2E_NO_INSTALL=1 runs neither).
-  - any cluster named by SRL_E2E_KUBECONFIG (or KUBECONFIG): kind, for instance, with the images
+  - any cluster named by SRL_E2E_KUBECONFIG (never a plain KUBECONFIG): kind, for instance, with the images
     of images/e2e-images.json loaded (`kind load image-archive <tar>`); no node is started.
 Fixtures: e2e_cluster (harness.E2ECluster), e2e_images (name -> ref), e2e_node (RealNode or None),
 namespace (fresh per test); the experiment fixtures (srl_operator, srl_namespace, volumes,
@@ -56,7 +56,8 @@ def _cache_dir() -> Path:
 
 def external_kubeconfig() -> Path | None:
     """The cluster to test instead of our own node, if the environment names one."""
-    value = os.environ.get("SRL_E2E_KUBECONFIG") or os.environ.get("KUBECONFIG")
+    # Only the explicit variable: a KUBECONFIG left in a shell must not send the tier to a real cluster.
+    value = os.environ.get("SRL_E2E_KUBECONFIG")
     if not value:
         return None
     return Path(value.split(os.pathsep)[0]).expanduser()
