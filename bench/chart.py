@@ -1,5 +1,7 @@
-"""Draws a results JSON from the harness as one PNG: CartPole steps/s, Pong frames/s (each with the
-raw-environment ceiling as a dashed line) and CartPole time-to-solve, ours vs peers.
+"""Draws a results JSON from the harness as one PNG: one row per arm (matched, best), columns CartPole
+trained frames/s, CartPole time to solve and Pong trained frames/s. Bars are medians over seeds,
+whiskers the IQR; a hatched bar is a censored median (most runs hit the cap: the true value is at
+least that). Each title carries ours / best peer with its bootstrap 95% interval.
   python bench/chart.py bench/results/<stamp>.json out.png
 """
 
@@ -15,40 +17,46 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 SYSTEMS = [("ours", "ours (srl)", "#d62728"), ("sample_factory", "Sample Factory", "#1f77b4"),
            ("cleanrl", "CleanRL", "#2ca02c"), ("rllib", "RLlib", "#9467bd")]
+PANELS = [("cartpole", "trained_fps", "CartPole trained frames/s", "frames/s"),
+          ("cartpole", "solve_s", "CartPole time to mean 475 (lower is better)", "seconds"),
+          ("pong", "trained_fps", "Pong trained frames/s (frame skip 4)", "frames/s")]
 
 
-def panel(ax, case: dict, title: str, ylabel: str, ceiling: float | None = None) -> None:
-    names, values, colors, labels, hatches = [], [], [], [], []
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def panel(ax, case: dict | None, metric: str, title: str, ylabel: str) -> None:  # type: ignore[no-untyped-def]
+    if not case:
+        ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+        return
+    names, meds, lo, hi, colors, hatches = [], [], [], [], [], []
     for key, label, color in SYSTEMS:
-        v = case.get(key)
-        if v is not None:
-            names.append(label)
-            values.append(v)
-            colors.append(color)
-            labels.append(f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
-            hatches.append("")
-        elif key in case.get("solved", {}):
-            # Ran but did not solve within the cap: a hatched bar at the cap, so it is not mistaken
-            # for missing.
-            names.append(label)
-            values.append(case["cap_s"])
-            colors.append("white")
-            labels.append(f"unsolved\n(> {case['cap_s']:.0f} s)")
-            hatches.append("//")
-    if not values:
+        s = (case["systems"].get(key) or {}).get(metric)
+        if not s:
+            continue
+        names.append(label)
+        meds.append(s["median"])
+        lo.append(max(0.0, s["median"] - s["iqr"][0]))
+        hi.append(max(0.0, s["iqr"][1] - s["median"]))
+        colors.append(color)
+        hatches.append("//" if s.get("median_censored") else "")
+    if not meds:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    bars = ax.bar(names, values, color=colors, edgecolor="black", linewidth=0.5)
-    for b, text, hatch in zip(bars, labels, hatches, strict=True):
-        b.set_hatch(hatch)
-        ax.annotate(text, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
-    if values:
-        ax.set_ylim(0, max([*values, ceiling or 0]) * 1.2)  # room for the labels above the bars
-    if ceiling:
-        ax.axhline(ceiling, ls="--", color="gray", lw=1)
-        ax.annotate(f"raw env ceiling {ceiling:,.0f}", (0.01, ceiling), xycoords=("axes fraction", "data"),
-                    va="bottom", fontsize=7, color="gray")
-    r = case.get("ratio")
-    ax.set_title(f"{title}\nours / best peer = {r if r is not None else 'n/a'}", fontsize=9)
+    bars = ax.bar(names, meds, yerr=[lo, hi], color=colors, edgecolor="black", linewidth=0.5, capsize=3)
+    for b, v, h in zip(bars, meds, hatches, strict=True):
+        b.set_hatch(h)
+        ax.annotate(("≥ " if h else "") + _fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
+                    va="bottom", fontsize=7)
+    r = case.get("ratios", {}).get(metric)
+    note = "ours / best peer: n/a"
+    if r and r.get("best_peer"):
+        v = r["vs"][r["best_peer"]]
+        ci = v["interval"]
+        note = f"ours / {r['best_peer']} = {v['ratio']}" + (f" [{ci[0]}, {ci[1]}]" if ci else "")
+    ax.set_title(f"{title}\n{note}", fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(axis="x", labelsize=7, rotation=15)
 
@@ -56,17 +64,15 @@ def panel(ax, case: dict, title: str, ylabel: str, ceiling: float | None = None)
 def main() -> None:
     src, out = sys.argv[1], sys.argv[2]
     res = json.load(open(src))
-    cases = res["cases"]
-    ceil = cases.get("ceiling", {})
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    panel(axes[0], cases["cartpole_throughput"], "CartPole-v1 throughput (higher is better)", "env steps/s",
-          ceil.get("cartpole", {}).get("ours"))
-    panel(axes[1], cases["pong_throughput"], "Pong throughput, frame skip 4 (higher is better)", "env frames/s",
-          ceil.get("pong", {}).get("ours"))
-    panel(axes[2], cases["cartpole_time_to_solve"], "CartPole-v1 time to mean return 475 (lower is better)", "seconds")
-    fig.suptitle(f"srl vs peers, {res['mode']} run {res['timestamp']}, {res['cores']} cores, medians", fontsize=10)
+    cases = res.get("cases", {})
+    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
+    for row, arm in enumerate(("matched", "best")):
+        for col, (env, metric, title, ylabel) in enumerate(PANELS):
+            panel(axes[row][col], cases.get(f"{env}-{arm}"), metric, f"[{arm}] {title}", ylabel)
+    fig.suptitle(f"srl vs peers, {res['mode']} run {res['timestamp']}, {res['cores']} cores: medians, IQR whiskers, "
+                 "bootstrap 95% interval of the ratio", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=80)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ The staleness is that of a deliberately slow trainer: once the sample queue is f
 waits behind the others and arrives `--lag` versions old, measured as the trainer's buffer measures
 it (its oldest row), which is at most `trainers.maxStaleness` so nothing is dropped
 (`srl_runtime.algorithms.sync_loop`, `policy_lag`). One process, the trainer's own learner code,
-the experiment's settings (bench/experiments/cartpole.yaml by default; its PPO settings, network,
+the experiment's settings (bench/experiments/cartpole-best.yaml by default; its PPO settings, network,
 env batch, batch length and return window).
 
 Prints one JSON document: per arm the steps-to-target of every seed (null: not reached within
@@ -82,7 +82,7 @@ def run_arm(experiment: Any, arm: str, seed: int, lag: int, max_steps: int, targ
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", default=str(BENCH / "experiments" / "cartpole.yaml"))
+    parser.add_argument("--experiment", default=str(BENCH / "experiments" / "cartpole-best.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--lag", type=int, default=8, help="staleness of every batch in the stale arms (versions)")
     parser.add_argument("--max-staleness", type=int, default=8, help="trainers.maxStaleness for the run")

@@ -89,16 +89,27 @@ sf_register_ale() {
   echo "import ale_py" > "$site/zz_bench_register_ale.pth"
 }
 
+# The per-episode recorder (bench/episode_recorder.py; inert unless SRL_BENCH_EPISODE_DIR is set):
+# copied into the venv with a .pth line that imports it at interpreter start, so every process of a
+# peer (spawned workers, Ray workers) records its episodes. Copied on every run (cheap), so an edit of
+# the recorder reaches the venvs without a rebuild.
+install_recorder() {  # venv name
+  local site
+  site="$("$venvs/$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  cp "$(dirname "${BASH_SOURCE[0]}")/episode_recorder.py" "$site/srl_bench_episode_recorder.py"
+  echo "import srl_bench_episode_recorder" > "$site/zz_srl_bench_episode_recorder.pth"
+}
+
 want=("$@"); [ ${#want[@]} -gt 0 ] || want=(tools sf cleanrl rllib)
 setup_tools
 for w in "${want[@]}"; do
   case "$w" in
     tools) ;;
     # shellcheck disable=SC2086
-    sf) uv_venv sf $sf_reqs && sf_register_ale ;;
+    sf) uv_venv sf $sf_reqs && sf_register_ale && install_recorder sf ;;
     # shellcheck disable=SC2086
-    rllib) uv_venv rllib $rllib_reqs ;;
-    cleanrl) setup_cleanrl ;;
+    rllib) uv_venv rllib $rllib_reqs && install_recorder rllib ;;
+    cleanrl) setup_cleanrl && install_recorder cleanrl ;;
     *) echo "setup: unknown venv $w" >&2; exit 2 ;;
   esac
 done

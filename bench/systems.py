@@ -1,27 +1,31 @@
-"""How each system is launched for each case, and how its output is read.
+"""How each system is launched for each case and arm, and how its output is read.
 
 Every peer runs unmodified through its documented entry point, from its own venv:
-  sample_factory  python -m sf_examples.train_gym_env   (CartPole; its documented example command)
+  sample_factory  python -m sf_examples.train_gym_env    (CartPole)
                   python -m sf_examples.atari.train_atari (Pong)
-  cleanrl         python -m cleanrl.ppo                  (CleanRL 0.4.8, the last release on PyPI)
-  rllib           bench/drivers/rllib_ppo.py             (our driver that only configures PPOConfig)
-  ours            srl run bench/experiments/<case>.yaml --summary-json <file>
-Only flags are set, and only to put every system on the same footing: CPU, a 2x64 MLP (CartPole) or
-the Nature CNN (Pong, every system's default there), a seed, and where logs go.
+  cleanrl         python -m cleanrl.ppo                   (CleanRL 0.4.8, the last release on PyPI)
+  rllib           bench/drivers/rllib_ppo.py              (our driver that only configures PPOConfig)
+  ours            srl run bench/experiments/<env>-<arm>.yaml
+Two arms (see docs/benchmarks.md for every setting):
+  matched  one shared synchronous PPO configuration: CleanRL ppo.py's defaults on CartPole, the Atari
+           PPO settings Sample Factory took from CleanRL on Pong (SF's Atari defaults);
+  best     each system's own published tuned / throughput configuration, scaled to the cores.
+Episode returns are not read from here: every system's episodes go to per-episode CSV logs
+(episodes.py) and the harness computes the window itself. The parsers read progress counters only:
+generated env frames and, where the system reports them, trained frames.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from runproc import Parser
+from runproc import Parser, Progress
 
-TARGET = 475.0  # CartPole-v1 counts as solved at a mean return of 475 over the last 100 episodes
-WINDOW = 100
+ARMS = ("matched", "best")
+CLEANRL_TOTAL_STEPS = 500_000  # ppo.py's lr anneals to 0 over the run; later releases' CartPole default
 
 
 @dataclass
@@ -29,102 +33,133 @@ class Launch:
     cmd: list[str]
     parser: Parser
     cwd: Path | None = None
-    env: dict[str, str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    episodes_dir: Path | None = None  # where the run's per-episode CSVs land
+    episodes_glob: str = "episodes-*.csv"
+    trained_equals_generated: bool = False  # on-policy with every generated frame trained on
+    config: str = ""  # what runs, in words (for the results file)
 
 
 def _num(s: str) -> int:
     return int(s.replace(",", ""))
 
 
+def _peer_episodes(run_dir: Path) -> tuple[Path, dict[str, str]]:
+    d = run_dir / "episodes"
+    return d, {"SRL_BENCH_EPISODE_DIR": str(d)}
+
+
 # ---- ours ---------------------------------------------------------------------------------------
-_OURS_LINE = re.compile(r"\]\s+frames\s+([\d,]+)\s.*return\s+(\S+)\s+\((\d+) ep\)")
+_OURS_LINE = re.compile(r"\]\s+frames\s+([\d,]+)\s")
 
 
 def ours(srl: str, experiment: Path, run_dir: Path) -> Launch:
-    def parse(_t: float, line: str) -> tuple[int | None, bool]:
-        if line.startswith("srl: stopped (target_mean_return)"):
-            return None, True
+    """Trained frames come from <run dir>/metrics.csv after the run (interface 2), not from stdout."""
+    def parse(_t: float, line: str) -> tuple[Progress | None, bool]:
         m = _OURS_LINE.search(line)
-        if not m:
-            return None, False
-        ret = None if m.group(2) == "n/a" else float(m.group(2))
-        solved = ret is not None and ret >= TARGET and int(m.group(3)) >= WINDOW
-        return _num(m.group(1)), solved
+        return (Progress(_num(m.group(1))) if m else None), False
 
-    cmd = [srl, "run", str(experiment), "--summary-json", str(run_dir / "summary.json"), "--run-dir", str(run_dir / "run")]
-    return Launch(cmd, parse, cwd=run_dir)
+    run = run_dir / "run"
+    cmd = [srl, "run", str(experiment), "--summary-json", str(run_dir / "summary.json"), "--run-dir", str(run)]
+    return Launch(cmd, parse, cwd=run_dir, episodes_dir=run / "episodes", episodes_glob="actor-*.csv",
+                  config=f"srl run {experiment.name}")
 
 
 # ---- Sample Factory -----------------------------------------------------------------------------
-_SF_FRAMES = re.compile(r"Total num frames: (\d+)")
-_SF_REWARD = re.compile(r"Avg episode reward: \[\(0, '([-\d.naif]+)'\)\]")
+# "Total num frames" is the learner's env_steps: frames it trained on (x frame skip where SF's
+# summaries_use_frameskip is on, its Atari default). "Samples" counts observations its inference
+# workers processed: generated agent steps (not x frame skip).
+_SF_LINE = re.compile(r"Total num frames: (\d+)\..*Samples: (\d+)")
 
 
-def _sf_parse(_t: float, line: str) -> tuple[int | None, bool]:
-    m = _SF_FRAMES.search(line)
-    if m:
-        return int(m.group(1)), False
-    m = _SF_REWARD.search(line)
-    # SF averages the last `stats_avg` (default 100) episodes: the same window as the target's.
-    return None, bool(m) and float(m.group(1)) >= TARGET
+def _sf_parser(frame_skip: int) -> Parser:
+    def parse(_t: float, line: str) -> tuple[Progress | None, bool]:
+        m = _SF_LINE.search(line)
+        if not m:
+            return None, False
+        return Progress(generated=int(m.group(2)) * frame_skip, trained=int(m.group(1))), False
+
+    return parse
 
 
-def sf_cartpole(py: str, run_dir: Path, seed: int) -> Launch:
-    # The example command from sf_examples/train_gym_env.py's docstring, plus: CPU (no GPU here),
-    # the bench's 2x64 MLP (SF's default is 512x512), a seed and a train dir.
-    cmd = [py, "-m", "sf_examples.train_gym_env", "--algo=APPO", "--use_rnn=False", "--num_envs_per_worker=20",
-           "--policy_workers_per_policy=2", "--recurrence=1", "--with_vtrace=False", "--batch_size=512",
-           "--reward_scale=0.1", "--save_every_sec=10", "--experiment_summaries_interval=10",
-           "--experiment=bench_cartpole", "--env=CartPole-v1",
-           "--device=cpu", "--encoder_mlp_layers", "64", "64", f"--seed={seed}", f"--train_dir={run_dir / 'train_dir'}"]
-    return Launch(cmd, _sf_parse, cwd=run_dir)
+def _sf_common(run_dir: Path, seed: int, experiment: str) -> list[str]:
+    return ["--device=cpu", f"--seed={seed}", f"--experiment={experiment}", f"--train_dir={run_dir / 'train_dir'}"]
 
 
-def sf_pong(py: str, run_dir: Path, workers: int) -> Launch:
-    # SF's Atari example with its Atari defaults (Nature CNN "convnet_atari", frame skip 4, PPO
-    # settings), on CPU, with one rollout worker per core and double-buffered sampling
-    # (worker_num_splits=2), SF's own advice for throughput on few cores. SF's synchronous PPO
-    # needs workers x envs x rollout (128) = batches (4) x batch size (256), so with 8 envs per
-    # core in its defaults (8 workers x 1 env), this is 8 / workers envs per worker.
-    envs_per_worker = max(2, 8 // workers)
-    cmd = [py, "-m", "sf_examples.atari.train_atari", "--env=atari_pong", "--experiment=bench_pong",
-           "--device=cpu", f"--num_workers={workers}", f"--num_envs_per_worker={envs_per_worker}", "--worker_num_splits=2",
-           f"--train_dir={run_dir / 'train_dir'}"]
-    return Launch(cmd, _sf_parse, cwd=run_dir)
+def sf_cartpole(py: str, run_dir: Path, seed: int, arm: str, cores: int) -> Launch:
+    if arm == "best":
+        # The example command of sf_examples/train_gym_env.py's docstring verbatim (its default
+        # 512x512 ELU encoder, APPO, async), with workers = cores (SF's own default) stated.
+        flags = ["--algo=APPO", "--use_rnn=False", "--num_envs_per_worker=20", "--policy_workers_per_policy=2",
+                 "--recurrence=1", "--with_vtrace=False", "--batch_size=512", "--reward_scale=0.1",
+                 "--save_every_sec=10", "--experiment_summaries_interval=10", f"--num_workers={cores}"]
+        config = "SF docstring CartPole command, num_workers=cores"
+    else:
+        # CleanRL ppo.py's settings in SF's own flags: synchronous, 4 envs (2 workers x 2) x 128 steps =
+        # one 512 batch of 4 minibatches x 128, 4 epochs, lr 2.5e-4 (constant: SF's command line offers no
+        # linear decay; its Atari defaults reach one only through set_defaults), entropy 0.01,
+        # separate 2x64 tanh nets, clip 0.2, value clip 0.2, GAE 0.95, gamma 0.99, grad norm 0.5, Adam
+        # eps 1e-5, no input / return normalisation, minibatches shuffled.
+        flags = ["--algo=APPO", "--async_rl=False", "--num_workers=2", "--num_envs_per_worker=2",
+                 "--worker_num_splits=1", "--rollout=128", "--batch_size=128", "--num_batches_per_epoch=4",
+                 "--num_epochs=4", "--learning_rate=0.00025", "--lr_schedule=constant",
+                 f"--train_for_env_steps={CLEANRL_TOTAL_STEPS}", "--exploration_loss_coeff=0.01",
+                 "--actor_critic_share_weights=False", "--nonlinearity=tanh", "--encoder_mlp_layers", "64", "64",
+                 "--ppo_clip_ratio=0.2", "--ppo_clip_value=0.2", "--value_loss_coeff=0.5", "--gae_lambda=0.95",
+                 "--gamma=0.99", "--max_grad_norm=0.5", "--adam_eps=1e-5", "--normalize_input=False",
+                 "--normalize_returns=False", "--shuffle_minibatches=True", "--use_rnn=False", "--recurrence=1",
+                 "--with_vtrace=False", "--reward_scale=1.0"]
+        config = "SF configured to CleanRL ppo.py's settings, synchronous"
+    d, env = _peer_episodes(run_dir)
+    cmd = [py, "-m", "sf_examples.train_gym_env", "--env=CartPole-v1", *flags, *_sf_common(run_dir, seed, "bench_cartpole")]
+    return Launch(cmd, _sf_parser(1), cwd=run_dir, env=env, episodes_dir=d, config=config)
+
+
+def sf_pong(py: str, run_dir: Path, seed: int, arm: str, cores: int) -> Launch:
+    if arm == "best":
+        # SF's documented "better parameters (more envs, double buffering, async learning)" for Atari
+        # (docs/09-environment-integrations/atari.md), num_workers 16 scaled to the cores; its wandb
+        # and run-length flags left out; summaries_use_frameskip left at the Atari default (frames).
+        flags = [f"--num_workers={cores}", "--num_envs_per_worker=8", "--worker_num_splits=2", "--rollout=32",
+                 "--normalize_input=True", "--normalize_returns=True", "--serial_mode=False", "--async_rl=True",
+                 "--batch_size=1024"]
+        config = "SF atari.md 'better parameters' (async), num_workers=cores"
+    else:
+        flags = []  # SF's Atari defaults: CleanRL's Atari PPO settings, synchronous, 8 workers x 1 env
+        config = "SF Atari defaults (CleanRL-matched, synchronous)"
+    d, env = _peer_episodes(run_dir)
+    cmd = [py, "-m", "sf_examples.atari.train_atari", "--env=atari_pong", *flags, *_sf_common(run_dir, seed, "bench_pong")]
+    return Launch(cmd, _sf_parser(4), cwd=run_dir, env=env, episodes_dir=d, config=config)
 
 
 # ---- CleanRL ------------------------------------------------------------------------------------
-_CLEANRL_LINE = re.compile(r"global_step=(\d+), episode_reward=([-\d.]+)")
+_CLEANRL_LINE = re.compile(r"global_step=(\d+)")
 
 
 def cleanrl_cartpole(py: str, run_dir: Path, seed: int) -> Launch:
-    window: deque[float] = deque(maxlen=WINDOW)
-
-    def parse(_t: float, line: str) -> tuple[int | None, bool]:
+    """ppo.py as released (its defaults are the matched arm's settings): the same run in both arms."""
+    def parse(_t: float, line: str) -> tuple[Progress | None, bool]:
         m = _CLEANRL_LINE.search(line)
-        if not m:
-            return None, False
-        # ppo.py prints the first finished episode of each vector step, so this window is a sample
-        # of the last ~100 episodes rather than all of them; close enough at 475 where all are long.
-        window.append(float(m.group(2)))
-        return int(m.group(1)), len(window) == WINDOW and sum(window) / WINDOW >= TARGET
+        return (Progress(int(m.group(1))) if m else None), False
 
-    # ppo.py's own network is already the 2x64 tanh MLP. 500k steps is the total its later releases
-    # default to for CartPole; the learning-rate annealing runs over it.
-    cmd = [py, "-m", "cleanrl.ppo", "--gym-id", "CartPole-v1", f"--seed={seed}", "--total-timesteps=500000",
-           "--cuda=False"]
-    return Launch(cmd, parse, cwd=run_dir)
+    d, env = _peer_episodes(run_dir)
+    cmd = [py, "-m", "cleanrl.ppo", "--gym-id", "CartPole-v1", f"--seed={seed}",
+           f"--total-timesteps={CLEANRL_TOTAL_STEPS}", "--cuda=False"]
+    return Launch(cmd, parse, cwd=run_dir, env=env, episodes_dir=d, trained_equals_generated=True,
+                  config="CleanRL 0.4.8 ppo.py defaults, --total-timesteps=500000")
 
 
 # ---- RLlib --------------------------------------------------------------------------------------
-def rllib_cartpole(py: str, driver: Path, run_dir: Path, seed: int, cap: float) -> Launch:
-    def parse(_t: float, line: str) -> tuple[int | None, bool]:
+def rllib_cartpole(py: str, driver: Path, run_dir: Path, seed: int, arm: str, cap: float) -> Launch:
+    def parse(_t: float, line: str) -> tuple[Progress | None, bool]:
         if not line.startswith("{"):
             return None, False
-        d = json.loads(line)
-        ret = d.get("mean_return")
-        return int(d["env_steps"]), ret is not None and ret >= TARGET
+        return Progress(int(json.loads(line)["env_steps"])), False
 
-    cmd = [py, str(driver), f"--seed={seed}", f"--max-seconds={cap}"]
+    d, env = _peer_episodes(run_dir)
+    cmd = [py, str(driver), f"--arm={arm}", f"--seed={seed}", f"--max-seconds={cap}"]
     # No usage-stats upload attempt (there is no network here to send it anyway).
-    return Launch(cmd, parse, cwd=run_dir, env={"RAY_USAGE_STATS_ENABLED": "0"})
+    # Trained = generated: synchronous on-policy PPO trains on every sampled step (RLlib's own
+    # num_env_steps_trained_lifetime counts every epoch's minibatch passes, ~17x the sampled steps).
+    return Launch(cmd, parse, cwd=run_dir, env={**env, "RAY_USAGE_STATS_ENABLED": "0"}, episodes_dir=d,
+                  trained_equals_generated=True, config=f"bench/drivers/rllib_ppo.py --arm={arm}")

@@ -1,0 +1,3 @@
+module srl/bench/nrload
+
+go 1.22
