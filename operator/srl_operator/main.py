@@ -12,14 +12,19 @@ from typing import Any
 
 import kopf
 import kubernetes
+import prometheus_client
 
-from srl_operator.config import OperatorConfig
+from srl_operator.config import load_config
 from srl_operator.kube import Kube
 from srl_operator.reconcile import EVENT_MESSAGE_CHARS, Outcome, forget, reconcile
 from srl_runtime.config.crd_schema import GROUP, PLURAL, VERSION
 
 RESOURCE = (GROUP, VERSION, PLURAL)
-CONFIG = OperatorConfig.from_env()
+RECONCILE_SECONDS = prometheus_client.Histogram(
+    "srl_operator_reconcile_seconds", "Time one reconcile of one experiment took",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300),
+)  # fmt: skip
+CONFIG = load_config()
 _state: dict[str, Kube] = {}
 
 
@@ -29,7 +34,8 @@ def _kube() -> Kube:
             kubernetes.config.load_incluster_config()
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # $KUBECONFIG or ~/.kube/config, as kopf's own login
-        _state["kube"] = Kube(concurrency=CONFIG.api_concurrency)
+        # watch=True: children come from watch-fed caches, not a LIST per reconcile.
+        _state["kube"] = Kube(concurrency=CONFIG.api_concurrency, watch=True)
     return _state["kube"]
 
 
@@ -53,6 +59,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = max(4, CONFIG.api_concurrency // 4)
+    if CONFIG.operator_metrics_port:
+        prometheus_client.start_http_server(CONFIG.operator_metrics_port)
     _kube()
 
 
@@ -74,7 +82,14 @@ def _write(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
 
 
 def _run(body: kopf.Body, patch: kopf.Patch, *, raise_invalid: bool) -> None:
-    outcome = reconcile(body, _kube(), CONFIG, _now())
+    meta = body.get("metadata") or {}
+    kube = _kube()
+
+    def write_status(status: dict[str, Any]) -> None:
+        kube.patch_status(meta["namespace"], meta["name"], status)
+
+    with RECONCILE_SECONDS.time():
+        outcome = reconcile(body, kube, CONFIG, _now(), write_status)
     _write(outcome, body, patch)
     if outcome.invalid is not None and raise_invalid:
         raise kopf.PermanentError(f"invalid spec: {outcome.invalid}")

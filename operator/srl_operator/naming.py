@@ -7,10 +7,10 @@ operator) gets 409 AlreadyExists instead of a duplicate.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
-Role = Literal["actor", "policy", "trainer", "eval"]
-ROLES: tuple[Role, ...] = ("actor", "policy", "trainer", "eval")
+from srl_runtime.config.roles import ROLES, Role
+
+__all__ = ["ROLES", "Role"]  # the role table is the runtime's (srl_runtime.config.roles)
 
 LABEL_EXPERIMENT = "srl.dev/experiment"
 LABEL_ROLE = "srl.dev/role"
@@ -95,13 +95,10 @@ def pod_labels(experiment: str, role: Role, index: int) -> dict[str, str]:
     }
 
 
-def worker_pods_selector(experiment: str) -> str:
-    """Selects every worker pod of an experiment and nothing else: pods that carry a role label.
-
-    The experiment label alone also matches pods the operator does not own directly (the Redis
-    Deployment's pods); the reconciler must never treat those as workers.
-    """
-    return f"{LABEL_EXPERIMENT}={experiment},{LABEL_ROLE}"
+# Selects every experiment's worker pods and nothing else: pods that carry a role label. The
+# experiment label alone also matches pods the operator does not own directly (the Redis
+# Deployment's pods); the reconciler must never treat those as workers.
+WORKER_PODS_SELECTOR = f"{LABEL_EXPERIMENT},{LABEL_ROLE}"
 
 
 def selector_string(labels: dict[str, str]) -> str:

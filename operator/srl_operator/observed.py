@@ -14,7 +14,7 @@ class ObservedPod:
     """One worker pod as listed from the API server."""
 
     name: str
-    role: str | None
+    role: naming.Role | None  # None: not one of the roles (not a worker pod)
     index: int | None
     phase: str  # Pending, Running, Succeeded, Failed, Unknown
     ready: bool
@@ -63,11 +63,11 @@ def observe_pod(pod: dict[str, Any]) -> ObservedPod:
     restarts_text = annotations.get(naming.ANNOTATION_RESTARTS, "")
     failed_at = max(finished) if finished else None
     if failed_at is None and status.get("phase") == "Failed":
-        ready = next((c for c in conditions if c.get("type") == "Ready"), {})
-        failed_at = parse_time(ready.get("lastTransitionTime")) or parse_time(status.get("startTime"))
+        ready_condition: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        failed_at = parse_time(ready_condition.get("lastTransitionTime")) or parse_time(status.get("startTime"))
     return ObservedPod(
         name=meta.get("name", ""),
-        role=labels.get(naming.LABEL_ROLE),
+        role=_role(labels.get(naming.LABEL_ROLE)),
         index=int(index_text) if index_text.isdigit() else None,
         phase=status.get("phase") or "Pending",
         ready=ready and status.get("phase") == "Running",
@@ -97,3 +97,8 @@ def parse_time(text: Any) -> datetime.datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
+
+
+def _role(label: str | None) -> naming.Role | None:
+    """The role a pod's label names, if it is one."""
+    return next((r for r in naming.ROLES if r == label), None)

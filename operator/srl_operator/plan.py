@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from srl_operator import naming, restarts
-from srl_operator.builders.pods import desired_replicas, worker_pod
+from srl_operator.builders.configmap import running_document_hash
+from srl_operator.builders.pods import RoleTemplate, desired_replicas, role_template
 from srl_operator.config import OperatorConfig
 from srl_operator.observed import ObservedPod
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.roles import START_ORDER
+
+
+class PodsToCreate(Sequence[dict[str, Any]]):
+    """The pods a plan creates, built when read: a 15,000-actor plan holds (template, index) pairs,
+    not 15,000 manifests, and the reconciler builds one batch at a time."""
+
+    def __init__(self) -> None:
+        self._items: list[dict[str, Any] | tuple[RoleTemplate, int]] = []
+
+    def add(self, template: RoleTemplate, index: int) -> None:
+        self._items.append((template, index))
+
+    def append(self, pod: dict[str, Any]) -> None:
+        self._items.append(pod)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @staticmethod
+    def _build(item: dict[str, Any] | tuple[RoleTemplate, int]) -> dict[str, Any]:
+        return item if isinstance(item, dict) else item[0].pod(item[1])
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self._build(item) for item in self._items[i]]
+        return self._build(self._items[i])
 
 
 @dataclass
@@ -18,7 +51,7 @@ class PodPlan:
     """Actions of one reconcile round. A failed pod is deleted and its replacement created in the
     same round (a deleted failed pod goes at once); other deleted pods are recreated once gone."""
 
-    create: list[dict[str, Any]] = field(default_factory=list)
+    create: PodsToCreate = field(default_factory=PodsToCreate)
     delete_extra: list[str] = field(default_factory=list)  # scale-down / suspend / unknown, highest index first
     delete_failed: list[str] = field(default_factory=list)  # failed pods to replace (replacements are in create)
     delete_stale: list[str] = field(default_factory=list)  # pods built from an outdated template
@@ -49,15 +82,19 @@ def plan_pods(
     """
     plan = PodPlan()
     by_name = {p.name: p for p in observed}
-    desired: dict[str, dict[str, Any]] = {}  # name -> the pod it should be
-    for role in naming.ROLES:
-        for index in range(desired_replicas(exp, role)):
-            desired[naming.pod_name(exp.metadata.name, role, index)] = worker_pod(exp, role, index, cfg)
+    # name -> (the role's template, index); manifests are built only for pods to create.
+    doc = running_document_hash(exp)
+    templates = [role_template(exp, role, cfg, doc) for role in START_ORDER if desired_replicas(exp, role)]
+    desired: dict[str, tuple[RoleTemplate, int]] = {
+        naming.pod_name(exp.metadata.name, t.role, index): (t, index)
+        for t in templates
+        for index in range(desired_replicas(exp, t.role))
+    }
     if not finished:
         plan.exhausted = [
-            p for name, pod in desired.items()
+            p for name, (t, _) in desired.items()
             if (p := by_name.get(name)) is not None and p.phase == "Failed" and not p.deleting
-            and p.template_hash == _hash_of(pod) and restarts.out_of_restarts(exp, p)
+            and p.template_hash == t.template_hash and restarts.out_of_restarts(exp, p)
         ]  # fmt: skip
         if failed or plan.exhausted:
             plan.failed = True
@@ -65,16 +102,17 @@ def plan_pods(
             ended = {p.name for p in observed if p.phase in ("Failed", "Succeeded")}
             plan.delete_extra = _extras(observed, ended)
             return plan
-    for name, want in desired.items():
+    for name, (t, index) in desired.items():
         pod = by_name.get(name)
         if finished:
             continue
         if pod is None:
-            plan.create.append(want)
+            plan.create.add(t, index)
         elif pod.deleting or pod.phase == "Succeeded":
             continue  # wait for it to go / a finished worker is not restarted
         elif pod.phase == "Failed":
-            if pod.template_hash != _hash_of(want):
+            want = t.pod(index)
+            if pod.template_hash != t.template_hash:
                 plan.delete_failed.append(name)  # built from an older spec: the new one starts afresh
                 plan.create.append(want)
                 continue
@@ -84,7 +122,7 @@ def plan_pods(
                 continue
             plan.delete_failed.append(name)
             plan.create.append(_with_restarts(want, pod.restarts + (0 if pod.disrupted else 1)))
-        elif pod.template_hash != _hash_of(want):
+        elif pod.template_hash != t.template_hash:
             plan.delete_stale.append(name)
     plan.delete_extra = _extras(observed, set(desired))
     return plan
@@ -104,6 +142,3 @@ def _with_restarts(pod: dict[str, Any], count: int) -> dict[str, Any]:
         pod["metadata"]["annotations"][naming.ANNOTATION_RESTARTS] = str(count)
     return pod
 
-
-def _hash_of(pod: dict[str, Any]) -> str:
-    return pod["metadata"]["annotations"][naming.ANNOTATION_TEMPLATE_HASH]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from srl_operator.config import ANY, OperatorConfig
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.roles import ROLES, document_field, worker_settings
 
 
 def _allowed(value: str, allowed: tuple[str, ...]) -> bool:
@@ -28,9 +29,12 @@ def problems(exp: RLExperiment, cfg: OperatorConfig) -> list[str]:
             f"spec.cluster.serviceAccountName: {sa!r} is not allowed by the operator "
             f"(allowed: {_shown(cfg.allowed_service_accounts)})"
         )
-    roles = (("actors", exp.spec.actors), ("policyWorkers", exp.spec.policy_workers), ("trainers", exp.spec.trainers))
-    for doc_field, role in roles:
-        for i, volume in enumerate(role.volumes):
+    for role in ROLES:
+        settings = worker_settings(exp.spec, role)
+        if settings is None:  # the evaluation block has no volumes
+            continue
+        doc_field = document_field(role)
+        for i, volume in enumerate(settings.volumes):
             for kind in volume.source:
                 if not _allowed(kind, cfg.allowed_volume_types):
                     out.append(

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from srl_operator.builders.services import zmq_services
 from srl_operator.config import OperatorConfig
 from srl_operator.kube import Children, Kube
 from srl_operator.name_records import read_summary
-from srl_operator.observed import observe_pod, parse_time
+from srl_operator.observed import parse_time
 from srl_operator.plan import PodPlan, plan_pods
 from srl_operator.status import Observation, experiment_status, finished, invalid_spec_status
 from srl_runtime.config.experiment import RLExperiment
@@ -39,6 +39,10 @@ MONGO_URI_FIELD = "spec.parameterDb.mongodb.uri"
 
 Event = tuple[str, str, str]  # (Normal|Warning, reason, message)
 EVENT_MESSAGE_CHARS = 1024  # an Event's message is cut here when posted
+StatusWriter = Callable[[dict[str, Any]], None]  # writes a partial status (a merge patch of .status) now
+# What a progress write (between batches of creates) carries: the counts and the phase, not the
+# summary or the conditions, which the full status at the end of the round writes.
+PROGRESS_FIELDS = ("phase", "actors", "policyWorkers", "trainers", "evaluation", "actorsReady", "observedGeneration")
 
 
 @dataclass
@@ -72,7 +76,13 @@ def parse_body(body: Mapping[str, Any]) -> RLExperiment:
     doc = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            # Passed on to every child (builders/common.py drops the bookkeeping keys).
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": dict(meta.get("annotations") or {}),
+        },
         "spec": dict(body.get("spec") or {}),
     }
     return parse_experiment(_plain(doc))
@@ -87,15 +97,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str) -> Outcome:
+def reconcile(
+    body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str, write_status: StatusWriter | None = None
+) -> Outcome:
     """`now` is the time of this round (RFC 3339, UTC): condition times and restart backoff (a `now`
-    that does not parse lets failed pods be replaced without waiting)."""
+    that does not parse lets failed pods be replaced without waiting). `write_status`, when given,
+    is called with the phase and counts before the first pod is created and after every batch of
+    `cfg.create_batch` creates, so a large experiment shows progress while it comes up."""
     meta = body.get("metadata") or {}
     with _lock_for(meta.get("uid", meta.get("name", ""))):
-        return _reconcile(body, kube, cfg, now)
+        return _reconcile(body, kube, cfg, now, write_status)
 
 
-def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str) -> Outcome:
+def _reconcile(
+    body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: str, write_status: StatusWriter | None
+) -> Outcome:
     meta = body.get("metadata") or {}
     previous = _plain(body.get("status") or {})
     generation = meta.get("generation")
@@ -112,18 +128,18 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     if not_allowed:
         return _rejected(previous, not_allowed, "NotAllowed", now, generation)
 
-    owner = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
-    }
+    owner = kopf.Body({
+        "apiVersion": body.get("apiVersion", ""),
+        "kind": body.get("kind", ""),
+        "metadata": {"name": meta.get("name", ""), "namespace": meta.get("namespace", ""), "uid": meta.get("uid", "")},
+    })  # fmt: skip
     namespace = meta["namespace"]
     children = kube.list_children(namespace, exp.metadata.name)
-    events = []
+    events: list[Event] = []
     redis_password = _reconcile_supporting(exp, children, kube, cfg, owner, events)
     _reconcile_redis_deployment(exp, children, kube, cfg, owner, events)
 
-    observed = [observe_pod(p) for p in children.pods]
+    observed = children.pods
     failed_earlier = restarts.failed_earlier(previous, generation)
     plan = plan_pods(
         exp, observed, cfg, finished=finished(exp, observed, previous), failed=failed_earlier is not None, now=parse_time(now)
@@ -132,22 +148,41 @@ def _reconcile(body: Mapping[str, Any], kube: Kube, cfg: OperatorConfig, now: st
     if failure is None and plan.exhausted:
         failure = restarts.failure_message(exp, plan.exhausted)
         events.append(("Warning", restarts.FAILED_REASON, restarts.failure_message(exp, plan.exhausted, EVENT_MESSAGE_CHARS)))
-    api_errors = _apply_pod_plan(plan, namespace, kube, owner, events)
+
+    phase_shown = [previous.get("phase")]  # the phase the status shows now (progress writes change it)
+
+    def progress() -> None:
+        if write_status is None:
+            return
+        pods = kube.list_children(namespace, exp.metadata.name).pods
+        full = experiment_status(exp, Observation(pods=pods, failure=failure), previous, now, generation)
+        write_status({k: full[k] for k in PROGRESS_FIELDS if k in full})
+        _phase_event(phase_shown, full["phase"], events)
+
+    api_errors = _apply_pod_plan(plan, namespace, kube, owner, events, exp.metadata.name, cfg.create_batch, progress)
 
     summary, nr_error = read_summary(
         redis_address(exp, cfg), exp.metadata.name, namespace, cfg.redis_timeout, password=redis_password
     )
     roles_of = {p.name: p.role or "" for p in observed}
-    replaced = Counter(roles_of[n] for n in plan.delete_failed)
+    if not plan.empty:  # the status counts what exists after this round's creates and deletes
+        observed = kube.list_children(namespace, exp.metadata.name).pods
+    replaced: Counter[str] = Counter(roles_of[n] for n in plan.delete_failed)
     obs = Observation(
         pods=observed, summary=summary, name_records_error=nr_error, replaced=dict(replaced), api_errors=api_errors,
         backing_off=plan.backing_off, failure=failure,
     )  # fmt: skip
     status = experiment_status(exp, obs, previous, now, generation)
-    if status["phase"] != previous.get("phase"):
-        kind = "Warning" if status["phase"] == "Failed" else "Normal"
-        events.append((kind, status["phase"], f"phase {previous.get('phase') or '(none)'} -> {status['phase']}"))
+    _phase_event(phase_shown, status["phase"], events)
     return Outcome(status, events)
+
+
+def _phase_event(shown: list[str | None], phase: str, events: list[Event]) -> None:
+    """An Event for each phase the status takes on (`shown[0]`: the phase it shows until now)."""
+    if phase != shown[0]:
+        kind = "Warning" if phase == "Failed" else "Normal"
+        events.append((kind, phase, f"phase {shown[0] or '(none)'} -> {phase}"))
+        shown[0] = phase
 
 
 def _rejected(previous: dict[str, Any], problems: list[str], reason: str, now: str, generation: int | None) -> Outcome:
@@ -162,7 +197,7 @@ def _rejected(previous: dict[str, Any], problems: list[str], reason: str, now: s
 
 
 def _reconcile_supporting(
-    exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: dict[str, Any], events: list[Event]
+    exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: kopf.Body, events: list[Event]
 ) -> str | None:
     """Redis password Secret, NetworkPolicy, ConfigMap, PVC, Redis and Services: create what is missing,
     update the document and the policy, drop extras. Returns the password of the experiment's own
@@ -196,12 +231,12 @@ def _reconcile_supporting(
     for kind, objs in (("Service", children.services), ("ConfigMap", children.configmaps)):
         for o in objs:
             if (kind, o["metadata"]["name"]) not in wanted and not o["metadata"].get("deletionTimestamp"):
-                if kube.delete(kind, namespace, o["metadata"]["name"]):
+                if kube.delete(kind, namespace, o["metadata"]["name"], experiment=exp.metadata.name):
                     events.append(("Normal", "Deleted", f"deleted {kind} {o['metadata']['name']}"))
     return password
 
 
-def _redis_password(exp: RLExperiment, kube: Kube, owner: dict[str, Any], events: list[Event]) -> str | None:
+def _redis_password(exp: RLExperiment, kube: Kube, owner: kopf.Body, events: list[Event]) -> str | None:
     """The password in the experiment's `<exp>-redis-auth` Secret; the Secret is made (with a random
     password) only when it does not exist, and never rewritten: the Redis pod and the workers hold it."""
     namespace = owner["metadata"]["namespace"]
@@ -221,7 +256,7 @@ def _redis_password(exp: RLExperiment, kube: Kube, owner: dict[str, Any], events
 
 
 def _reconcile_redis_deployment(
-    exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: dict[str, Any], events: list[Event]
+    exp: RLExperiment, children: Children, kube: Kube, cfg: OperatorConfig, owner: kopf.Body, events: list[Event]
 ) -> None:
     """The Redis Deployment exists exactly when the spec has no redisAddress."""
     namespace = owner["metadata"]["namespace"]
@@ -243,7 +278,7 @@ def _reconcile_redis_deployment(
                 events.append(("Normal", "Updated", f"updated Deployment {name} (its template changed)"))
         names.discard(name)
     for name in names:
-        if kube.delete("Deployment", namespace, name):
+        if kube.delete("Deployment", namespace, name, experiment=exp.metadata.name):
             events.append(("Normal", "Deleted", f"deleted Deployment {name}"))
 
 
@@ -254,9 +289,17 @@ def _outdated(current: dict[str, Any], desired: dict[str, Any]) -> bool:
 
 
 def _apply_pod_plan(
-    plan: PodPlan, namespace: str, kube: Kube, owner: dict[str, Any], events: list[Event]
+    plan: PodPlan,
+    namespace: str,
+    kube: Kube,
+    owner: kopf.Body,
+    events: list[Event],
+    experiment: str,
+    batch: int,
+    progress: Callable[[], None],
 ) -> list[str]:
-    """Carry out the plan; API errors are collected (and reported in status), not raised, so one
+    """Carry out the plan: deletes, then creates in batches of `batch` with `progress()` before the
+    first and after each. API errors are collected (and reported in status), not raised, so one
     rejected pod (quota, admission) does not stop the rest or the status update."""
     errors: list[str] = []
 
@@ -267,21 +310,31 @@ def _apply_pod_plan(
             errors.append(_api_error(e))
             return None
 
+    def delete(names: list[str], grace_seconds: int | None = None) -> None:
+        kube.parallel(
+            lambda n: attempt(lambda x: kube.delete("Pod", namespace, x, grace_seconds, experiment), n), names
+        )
+
     if plan.delete_failed:
         # A failed pod's containers have exited: nothing to drain, remove it at once.
-        kube.parallel(lambda n: attempt(lambda x: kube.delete("Pod", namespace, x, grace_seconds=0), n), plan.delete_failed)
+        delete(plan.delete_failed, grace_seconds=0)
         events.append(("Warning", "WorkerFailed", "replacing failed pods: " + _names(plan.delete_failed)))
     if plan.delete_extra:
-        kube.parallel(lambda n: attempt(lambda x: kube.delete("Pod", namespace, x), n), plan.delete_extra)
+        delete(plan.delete_extra)
         events.append(("Normal", "ScaledDown", f"deleted {len(plan.delete_extra)} pods: " + _names(plan.delete_extra)))
     if plan.delete_stale:
-        kube.parallel(lambda n: attempt(lambda x: kube.delete("Pod", namespace, x), n), plan.delete_stale)
+        delete(plan.delete_stale)
         events.append(("Normal", "SpecChanged", "replacing pods built from an older spec: " + _names(plan.delete_stale)))
     if plan.create:
-        for pod in plan.create:
-            kopf.adopt(pod, owner=owner)
-        results = kube.parallel(lambda p: attempt(kube.create, p), plan.create)
-        created = [p for p, ok in zip(plan.create, results, strict=True) if ok]
+        created: list[dict[str, Any]] = []
+        progress()
+        for start in range(0, len(plan.create), batch):
+            pods = plan.create[start : start + batch]
+            for pod in pods:
+                kopf.adopt(pod, owner=owner)
+            results = kube.parallel(lambda p: attempt(kube.create, p), pods)
+            created.extend(p for p, ok in zip(pods, results, strict=True) if ok)
+            progress()
         if created:
             roles = Counter(p["metadata"]["labels"][naming.LABEL_ROLE] for p in created)
             text = ", ".join(f"{n} {r}" for r, n in sorted(roles.items()))
@@ -295,7 +348,7 @@ def _apply_pod_plan(
 def _api_error(e: ApiException) -> str:
     """The API server's message of a failed call (its Status body), or the HTTP reason."""
     try:
-        return str(json.loads(e.body).get("message") or e.reason)
+        return str(json.loads(e.body or "").get("message") or e.reason)
     except (TypeError, ValueError):
         return f"{e.status} {e.reason}"
 

@@ -19,7 +19,9 @@ import datetime
 from typing import Any
 
 from srl_operator.observed import ObservedPod
+from srl_runtime.config import roles
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.roles import Role
 
 LOG_LINES = 10  # last log lines of a failed worker in the failure message
 LINE_CHARS = 200  # each cut to this length
@@ -27,11 +29,9 @@ FAILED_CONDITION = "Failed"
 FAILED_REASON = "RestartLimitExceeded"
 
 
-def restart_limit(exp: RLExperiment, role: str) -> int:
+def restart_limit(exp: RLExperiment, role: Role) -> int:
     """Restarts one worker of `role` may have; its pod failing after that many fails the run."""
-    spec = exp.spec
-    block = {"actor": spec.actors, "policy": spec.policy_workers, "trainer": spec.trainers, "eval": spec.evaluation}
-    return int(block[role].restart_limit)
+    return roles.restart_limit(exp.spec, role)
 
 
 def seconds_until_restart(exp: RLExperiment, pod: ObservedPod, now: datetime.datetime | None) -> float:
@@ -57,8 +57,8 @@ def failure_message(exp: RLExperiment, pods: list[ObservedPod], max_chars: int =
     """Why the run failed: the first worker out of restarts, with its exit and last log lines (the
     oldest lines dropped to fit `max_chars`: Events hold 1,024 characters, the condition more)."""
     first, *rest = sorted(pods, key=lambda p: (p.failed_at or datetime.datetime.max.replace(tzinfo=datetime.UTC), p.name))
-    role = first.role or ""
-    head = f"{first.name} failed after {first.restarts} restarts (spec.{_field(role)}.restartLimit {restart_limit(exp, role)})"
+    role = first.role
+    head = f"{first.name} failed after {first.restarts} restarts (spec.{_field(role)}.restartLimit {restart_limit(exp, role) if role else 0})"
     if rest:
         head += f"; also out of restarts: {', '.join(p.name for p in rest[:5])}" + (" ..." if len(rest) > 5 else "")
     lines = last_lines(first.last_log)
@@ -72,8 +72,8 @@ def failure_message(exp: RLExperiment, pods: list[ObservedPod], max_chars: int =
     return with_lines(lines)[:max_chars]
 
 
-def _field(role: str) -> str:
-    return {"actor": "actors", "policy": "policyWorkers", "trainer": "trainers", "eval": "evaluation"}.get(role, role)
+def _field(role: Role | None) -> str:
+    return roles.document_field(role) if role is not None else ""
 
 
 def failed_earlier(previous: dict[str, Any], generation: int | None) -> str | None:

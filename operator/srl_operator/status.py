@@ -8,15 +8,11 @@ from typing import Any
 from srl_operator import naming, restarts
 from srl_operator.builders.pods import desired_replicas
 from srl_operator.observed import ObservedPod
+from srl_runtime.config import roles
 from srl_runtime.config.experiment import RLExperiment
 
 # status field of each role (camelCase, as in the CRD's status schema)
-ROLE_STATUS_FIELD: dict[naming.Role, str] = {
-    "actor": "actors",
-    "policy": "policyWorkers",
-    "trainer": "trainers",
-    "eval": "evaluation",
-}
+ROLE_STATUS_FIELD: dict[naming.Role, str] = {role: roles.document_field(role) for role in naming.ROLES}
 
 # name-record summary key (written by the trainer) -> status field
 SUMMARY_FIELDS: dict[str, tuple[str, type]] = {
@@ -53,7 +49,7 @@ def _condition(
         "status": text,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+        "lastTransitionTime": old.get("lastTransitionTime", now) if old is not None and not changed else now,
         "observedGeneration": generation,
     }
 
@@ -99,7 +95,7 @@ def experiment_status(
     """The full status to write (a merge patch of `.status`)."""
     name = exp.metadata.name
     status: dict[str, Any] = {}
-    role_counts: dict[str, tuple[int, int]] = {}
+    role_counts: dict[naming.Role, tuple[int, int]] = {}
     problems: list[str] = []
     for role, field_name in ROLE_STATUS_FIELD.items():
         pods = [p for p in obs.pods if p.role == role]
@@ -150,9 +146,9 @@ def experiment_status(
         if value is not None:
             status[field_name] = value
 
-    reason = (obs.summary or {}).get(STOP_REASON_KEY)
-    if isinstance(reason, str) and reason:
-        status[STOP_REASON_FIELD] = reason[:256]
+    stop_reason = (obs.summary or {}).get(STOP_REASON_KEY)
+    if isinstance(stop_reason, str) and stop_reason:
+        status[STOP_REASON_FIELD] = stop_reason[:256]
     elif previous.get(STOP_REASON_FIELD):
         status[STOP_REASON_FIELD] = previous[STOP_REASON_FIELD]
 

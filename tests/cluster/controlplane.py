@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import http.client
+import json
 import os
 import signal
 import socket
@@ -81,6 +82,12 @@ class ControlPlane(KubectlMixin):
     # kwok plays the kubelet for fake nodes; the e2e tier runs a real kubelet and turns it off.
     with_kwok: bool = True
     server: str = ""
+    # Extra command-line flags per component (e.g. {"kube-scheduler": ["--kube-api-qps=500"]}): a
+    # large-cluster rehearsal raises the client rate limits as large clusters do.
+    extra_args: dict[str, list[str]] = field(default_factory=dict)
+    # KwokConfiguration options (e.g. {"podPlayStageParallelism": 30}: kwok plays every fake node's
+    # kubelet, 4 pod updates at a time by default; real nodes each run their own kubelet).
+    kwok_options: dict[str, object] = field(default_factory=dict)
     admin_kubeconfig: Path = field(init=False)
     _components: list[_Component] = field(default_factory=list, init=False)
 
@@ -288,7 +295,7 @@ class ControlPlane(KubectlMixin):
         with open(log, "ab") as out:
             # Own session: a Ctrl-C in the terminal reaches pytest, which stops us in order.
             proc = subprocess.Popen(
-                [str(self.bin_dir / name), *args],
+                [str(self.bin_dir / name), *args, *self.extra_args.get(name, [])],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -532,7 +539,7 @@ class ControlPlane(KubectlMixin):
         kubeconfig = self.workdir / "kubeconfigs" / "kwok.kubeconfig"
         self._write_kubeconfig(kubeconfig, user="kwok-controller", cert=self.kwok_cert)
         config = self.workdir / "kwok.yaml"
-        config.write_text(kwok_config(self.bin_dir))
+        config.write_text(kwok_config(self.bin_dir, self.kwok_options))
         port = free_port()
         comp = self._spawn(
             "kwok",
@@ -595,7 +602,7 @@ class ControlPlane(KubectlMixin):
         path.chmod(0o600)
 
 
-def kwok_config(bin_dir: Path) -> str:
+def kwok_config(bin_dir: Path, options: dict[str, object] | None = None) -> str:
     """kwok's --config: the pod Stages it should play.
 
     Passing any pod Stage replaces kwok's built-in defaults, so we pass the same "fast" set it
@@ -610,5 +617,5 @@ def kwok_config(bin_dir: Path) -> str:
         raise ControlPlaneError(
             f"no kwok stages in {stages_dir}; run scripts/install-cluster-tools.sh"
         )
-    header = "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
+    header = "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: " + json.dumps(options or {}) + "\n"
     return "---\n".join([header, *(d.read_text() for d in docs)])

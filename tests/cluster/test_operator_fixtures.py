@@ -53,12 +53,14 @@ class OperatorProcess:
         log: Path,
         interval: float = 2.0,
         chart_env: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.log = log
         self.interval = interval
         self.chart_env = dict(chart_env or {})  # the installed chart's settings (see chart_operator_env)
+        self.extra_env = dict(extra_env or {})  # a test's own settings on top
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = _free_port()
 
@@ -73,6 +75,7 @@ class OperatorProcess:
             "SRL_RUNTIME_IMAGE": "registry.invalid/srl-runtime:test",  # never pulled: kwok
             "SRL_REDIS_TIMEOUT": "0.5",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
@@ -135,16 +138,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+CRD_NAME = "rlexperiments.srl.dev"
+
+
+def adopt_crd(cp: ControlPlane, release: str = RELEASE, namespace: str = OPERATOR_NAMESPACE) -> bool:
+    """Give a CRD that Helm does not own (applied by kubectl, or installed from the chart's former
+    crds/ directory, which Helm never marks) the ownership marks `helm install` requires: the step
+    docs/operator.md gives for upgrading from such a chart. False when there is nothing to adopt."""
+    found = cp.kubectl("get", "crd", CRD_NAME, "-o", "json", check=False)
+    if found.returncode != 0:
+        return False
+    if (json.loads(found.stdout)["metadata"].get("annotations") or {}).get("meta.helm.sh/release-name"):
+        return False  # a release owns it already (ours, or another one, which helm then reports)
+    cp.kubectl("label", "--overwrite", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm")
+    cp.kubectl("annotate", "--overwrite", "crd", CRD_NAME,
+               f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}")  # fmt: skip
+    return True
+
+
 def install_chart(
     cp: ControlPlane,
     watch: list[str],
     release: str = RELEASE,
     namespace: str = OPERATOR_NAMESPACE,
     sets: tuple[str, ...] = (),
+    chart: Path = CHART,
 ) -> None:
-    """helm upgrade --install in namespaced scope, watching `watch` (plus `--set` of each of `sets`)."""
+    """helm upgrade --install in namespaced scope, watching `watch` (plus `--set` of each of `sets`);
+    the chart installs and upgrades the CRD (templates/crd.yaml)."""
+    adopt_crd(cp, release, namespace)  # the crd_installed fixture applies it with kubectl
     args = [
-        "upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace", "--wait=false",
+        "upgrade", "--install", release, str(chart), "-n", namespace, "--create-namespace", "--wait=false",
         "--set", "image.repository=registry.invalid/srl-operator", "--set", "image.tag=test",
         "--set", "scope=namespaced",
     ]  # fmt: skip
@@ -153,7 +177,7 @@ def install_chart(
     for value in sets:
         args += ["--set", value]
     cp.helm(*args)
-    cp.kubectl("wait", "--for=condition=Established", "crd/rlexperiments.srl.dev", "--timeout=60s")
+    cp.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
 
 
 def chart_operator_env(cp: ControlPlane, release: str = RELEASE, namespace: str = OPERATOR_NAMESPACE) -> dict[str, str]:
@@ -171,12 +195,12 @@ def chart_operator_env(cp: ControlPlane, release: str = RELEASE, namespace: str 
 
 
 def start_operator(
-    cp: ControlPlane, namespace: str, log: Path, sets: tuple[str, ...] = ()
+    cp: ControlPlane, namespace: str, log: Path, sets: tuple[str, ...] = (), extra_env: dict[str, str] | None = None
 ) -> OperatorProcess:
     """Install the chart (with `sets`) for `namespace` and start the operator under its ServiceAccount."""
     install_chart(cp, [namespace], sets=sets)
     kubeconfig = cp.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, RELEASE)
-    op = OperatorProcess(kubeconfig, [namespace], log, chart_env=chart_operator_env(cp))
+    op = OperatorProcess(kubeconfig, [namespace], log, chart_env=chart_operator_env(cp), extra_env=extra_env)
     op.start()
     return op
 

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from srl_operator import naming
-from srl_operator.builders.common import metadata
+from srl_operator.builders.common import metadata, with_experiment_metadata
 from srl_runtime.config.experiment import FailurePolicySpec, RLExperiment
 
 EXPERIMENT_KEY = "experiment.yaml"
@@ -46,7 +46,7 @@ def running_document_hash(exp: RLExperiment) -> str:
 
 def experiment_configmap(exp: RLExperiment) -> dict[str, Any]:
     name = exp.metadata.name
-    return {
+    cm = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(
@@ -54,3 +54,4 @@ def experiment_configmap(exp: RLExperiment) -> dict[str, Any]:
         ),
         "data": {EXPERIMENT_KEY: experiment_document(exp)},
     }
+    return with_experiment_metadata(cm, exp)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from srl_operator import naming
-from srl_operator.builders.common import metadata
+from srl_operator.builders.common import metadata, with_experiment_metadata
 from srl_operator.config import OperatorConfig
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.ports import METRICS_PORT
@@ -36,7 +36,7 @@ def isolation_policy(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any]:
     operator = operator_peer(cfg)
     if operator is not None:
         peers.append(operator)
-    return {
+    policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata(
@@ -51,3 +51,4 @@ def isolation_policy(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any]:
             ],
         },
     }
+    return with_experiment_metadata(policy, exp)

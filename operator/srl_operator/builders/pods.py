@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any
 
 from srl_operator import naming
@@ -10,14 +12,16 @@ from srl_operator.builders.common import (
     metadata,
     pod_security_context,
     template_hash,
+    with_experiment_metadata,
+    without_reserved,
 )
 from srl_operator.builders.configmap import EXPERIMENT_PATH, MOUNT_DIR, running_document_hash
 from srl_operator.builders.pvc import MOUNT_PATH, PARAMS_PATH, RUN_PATH, claim_name
 from srl_operator.builders.redis import needs_redis, password_env, redis_address
 from srl_operator.builders.services import METRICS_PORT, role_ports
 from srl_operator.config import OperatorConfig
-from srl_runtime.config import worker_env
-from srl_runtime.config.experiment import RLExperiment, WorkerRoleSpec
+from srl_runtime.config import roles, worker_env
+from srl_runtime.config.experiment import PodSettingsSpec, RLExperiment, WorkerRoleSpec
 from srl_runtime.config.ports import PORT_ENV
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -26,26 +30,17 @@ SHM_SIZE = "1Gi"  # /dev/shm for torch and the shared-memory streams
 
 def desired_replicas(exp: RLExperiment, role: naming.Role) -> int:
     """How many pods of `role` the spec asks for (0 for every role while suspended)."""
-    spec = exp.spec
-    if spec.suspend:
-        return 0
-    if role == "actor":
-        return spec.actors.replicas
-    if role == "policy":
-        return spec.policy_workers.replicas
-    if role == "trainer":
-        return spec.trainers.replicas
-    return 1 if spec.evaluation.enabled else 0
+    return 0 if exp.spec.suspend else roles.replicas(exp.spec, role)
 
 
 def _role_spec(exp: RLExperiment, role: naming.Role) -> WorkerRoleSpec | None:
     """The shared worker settings of a role (evaluation has none beyond its device)."""
-    return {"actor": exp.spec.actors, "policy": exp.spec.policy_workers, "trainer": exp.spec.trainers}.get(role)
+    return roles.worker_settings(exp.spec, role)
 
 
-def _device(exp: RLExperiment, role: naming.Role) -> str:
-    rs = _role_spec(exp, role)
-    return rs.device if rs is not None else exp.spec.evaluation.device
+def _pod_settings(exp: RLExperiment, role: naming.Role) -> PodSettingsSpec:
+    """The role's scheduling and pod metadata settings (evaluation has its own)."""
+    return _role_spec(exp, role) or exp.spec.evaluation
 
 
 def resources(exp: RLExperiment, role: naming.Role, cfg: OperatorConfig | None = None) -> dict[str, Any]:
@@ -62,7 +57,7 @@ def resources(exp: RLExperiment, role: naming.Role, cfg: OperatorConfig | None =
     if res and res.memory:
         requests["memory"] = res.memory
     gpus = res.gpu if res and res.gpu else 0
-    if _device(exp, role) == "cuda" and gpus == 0:
+    if roles.device(exp.spec, role) == "cuda" and gpus == 0:
         gpus = 1
     if gpus:
         # Extended resources must be set as limits (requests default to them).
@@ -123,8 +118,43 @@ def env(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -
     return user + ours
 
 
+@dataclass(frozen=True)
+class RoleTemplate:
+    """What every pod of one role shares: the document hash (costly: a deep copy and a JSON dump of
+    the spec) and the template hash, computed once; `pod(index)` builds one pod from them. The
+    reconciler compares 15,000 pods against one string per role and builds manifests only for the
+    pods it creates."""
+
+    exp: RLExperiment
+    role: naming.Role
+    cfg: OperatorConfig
+    document_hash: str
+    template_hash: str
+
+    def pod(self, index: int) -> dict[str, Any]:
+        pod = _pod_manifest(self.exp, self.role, index, self.cfg, self.document_hash)
+        pod["metadata"]["annotations"][naming.ANNOTATION_TEMPLATE_HASH] = self.template_hash
+        # After the hash: an edit of the experiment's own labels reaches new pods without rolling these.
+        return with_experiment_metadata(pod, self.exp)
+
+
+def role_template(
+    exp: RLExperiment, role: naming.Role, cfg: OperatorConfig, document_hash: str | None = None
+) -> RoleTemplate:
+    """The role's template; its hash is the hash of the role's index-0 pod (pods of one role differ
+    only by their index)."""
+    doc = document_hash or running_document_hash(exp)
+    return RoleTemplate(exp, role, cfg, doc, template_hash(_pod_manifest(exp, role, 0, cfg, doc)))
+
+
 def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig) -> dict[str, Any]:
     """The pod of worker (role, index); its template hash annotation lets the reconciler spot stale pods."""
+    return role_template(exp, role, cfg).pod(index)
+
+
+def _pod_manifest(
+    exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorConfig, document_hash: str
+) -> dict[str, Any]:
     name = exp.metadata.name
     pod_name = naming.pod_name(name, role, index)
     rs = _role_spec(exp, role)
@@ -171,17 +201,26 @@ def worker_pod(exp: RLExperiment, role: naming.Role, index: int, cfg: OperatorCo
         spec["serviceAccountName"] = exp.spec.cluster.service_account_name
     else:
         spec["automountServiceAccountToken"] = False  # workers never talk to the API server
-    if rs is not None and rs.node_selector:
-        spec["nodeSelector"] = dict(rs.node_selector)
-    if rs is not None and rs.tolerations:
-        spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in rs.tolerations]
-    pod = {
+    ps = _pod_settings(exp, role)
+    if ps.node_selector:
+        spec["nodeSelector"] = dict(ps.node_selector)
+    if ps.tolerations:
+        spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in ps.tolerations]
+    if ps.affinity:
+        spec["affinity"] = copy.deepcopy(ps.affinity)
+    if ps.priority_class_name:
+        spec["priorityClassName"] = ps.priority_class_name
+    if ps.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in ps.image_pull_secrets]
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata(pod_name, exp.metadata.namespace, naming.pod_labels(name, role, index)),
         "spec": spec,
     }
     # The document hash is part of the template: a spec edit (other than live scaling) rolls the pod.
-    pod["metadata"]["annotations"] = {naming.ANNOTATION_DOCUMENT_HASH: running_document_hash(exp)}
-    pod["metadata"]["annotations"][naming.ANNOTATION_TEMPLATE_HASH] = template_hash(pod)
+    pod["metadata"]["annotations"] = {
+        **without_reserved(ps.pod_annotations),
+        naming.ANNOTATION_DOCUMENT_HASH: document_hash,
+    }
     return pod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from srl_operator import naming
-from srl_operator.builders.common import metadata
+from srl_operator.builders.common import metadata, with_experiment_metadata
 from srl_operator.config import OperatorConfig
 from srl_runtime.config.experiment import RLExperiment
 
@@ -31,9 +31,10 @@ def parameter_db_pvc(exp: RLExperiment, cfg: OperatorConfig) -> dict[str, Any] |
     }
     if db.storage_class:
         spec["storageClassName"] = db.storage_class
-    return {
+    pvc = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": metadata(naming.pvc_name(name), exp.metadata.namespace, naming.component_labels(name, "params")),
         "spec": spec,
     }
+    return with_experiment_metadata(pvc, exp)

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from srl_operator import naming
-from srl_operator.builders.common import metadata
+from srl_operator.builders.common import metadata, with_experiment_metadata
 from srl_runtime.config.experiment import RLExperiment
 
 REDIS_PASSWORD_KEY = "password"  # key of the password in the Secret
@@ -27,7 +27,7 @@ def new_password() -> str:
 
 def redis_auth_secret(exp: RLExperiment, password: str) -> dict[str, Any]:
     name = exp.metadata.name
-    return {
+    secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata(
@@ -36,6 +36,7 @@ def redis_auth_secret(exp: RLExperiment, password: str) -> dict[str, Any]:
         "type": "Opaque",
         "data": {REDIS_PASSWORD_KEY: base64.b64encode(password.encode()).decode()},
     }
+    return with_experiment_metadata(secret, exp)
 
 
 def password_of(secret: dict[str, Any]) -> str | None:

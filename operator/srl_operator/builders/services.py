@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from srl_operator import naming
-from srl_operator.builders.common import metadata
+from srl_operator.builders.common import metadata, with_experiment_metadata
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.ports import METRICS_PORT, role_ports
 
@@ -20,7 +20,7 @@ ZMQ_ROLES: tuple[naming.Role, ...] = ("policy", "trainer")
 
 def zmq_service(exp: RLExperiment, role: naming.Role) -> dict[str, Any]:
     name = exp.metadata.name
-    return {
+    service = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(
@@ -34,6 +34,7 @@ def zmq_service(exp: RLExperiment, role: naming.Role) -> dict[str, Any]:
             "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in role_ports(role)],
         },
     }
+    return with_experiment_metadata(service, exp)
 
 
 def zmq_services(exp: RLExperiment) -> list[dict[str, Any]]:
