@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.load import InvalidExperiment, load_experiment
+from srl_runtime.config.roles import ROLES
 
 EXIT_INVALID = 2
 
@@ -53,7 +53,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary = run_serial(experiment, run_dir, resume=args.resume, overwrite=args.overwrite)
     else:
         summary = LocalLauncher(
-            experiment, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, log_level=level
+            experiment, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, log_level=level,
+            metrics_port=args.metrics_port,
         ).run()
     result = summary.public()
     if not args.quiet:
@@ -79,38 +80,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from srl_runtime.config import worker_env
+    from srl_runtime.config.env_settings import EnvironmentProblem
     from srl_runtime.config.ports import ListenPorts
+    from srl_runtime.config.worker_env import read_worker_env
     from srl_runtime.launcher.single_worker import WorkerOptions, default_host, run_worker
 
-    env = os.environ
-    role = args.role or env.get(worker_env.ROLE)
-    index = args.index if args.index is not None else int(env.get(worker_env.INDEX, "0"))
-    path = args.experiment or env.get(worker_env.EXPERIMENT)
+    try:
+        env = read_worker_env()
+    except EnvironmentProblem as e:
+        print(f"srl worker: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    role = args.role or env.role
+    index = args.index if args.index is not None else env.index
+    path = args.experiment or env.experiment
     if not role or not path:
         print("srl worker: --role and --experiment (or $SRL_ROLE, $SRL_EXPERIMENT) are required", file=sys.stderr)
         return EXIT_INVALID
     args.file = path
     experiment = _load_checked(path)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {role}[{index}] %(levelname)s %(name)s: %(message)s")
-    port = args.metrics_port if args.metrics_port is not None else env.get(worker_env.METRICS_PORT)
-    param_path = env.get(worker_env.PARAM_DB_PATH)
-    run_dir = args.run_dir or env.get(worker_env.RUN_DIR) or (str(Path(param_path).parent) if param_path else "runs")
-    try:
-        ports = ListenPorts.from_env()
-    except ValueError as e:
-        print(f"srl worker: {e}", file=sys.stderr)
-        return EXIT_INVALID
+    port = args.metrics_port if args.metrics_port is not None else env.metrics_port
+    run_dir = args.run_dir or env.run_dir or (str(Path(env.param_db_path).parent) if env.param_db_path else "runs")
     opts = WorkerOptions(
         role=role,
         index=index,
-        host=args.host or default_host(),
+        host=args.host or default_host(env),
         run_dir=Path(run_dir),
-        metrics_port=None if port in (None, "") or int(port) < 0 else int(port),
-        ports=ports,
-        advertise_host=args.advertise_host or env.get(worker_env.ADVERTISE_HOST) or None,
+        metrics_port=None if port is None or port < 0 else port,
+        ports=ListenPorts(inference=env.inference_port, sample=env.sample_port, peers=env.peers_port),
+        advertise_host=args.advertise_host or env.advertise_host or None,
     )
-    return run_worker(experiment, opts)
+    return run_worker(experiment, opts, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,10 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--serial", action="store_true", help="all workers in this process (debugging)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("-v", "--verbose", action="store_true", help="worker log lines")
+    run.add_argument("--metrics-port", type=int, help="serve every worker's Prometheus metrics on this port (0 = any free port)")
     run.set_defaults(func=_cmd_run)
 
     worker = sub.add_parser("worker", help="run one worker of a distributed experiment (what a pod runs)")
-    worker.add_argument("--role", choices=["actor", "policy", "trainer", "eval"], help="$SRL_ROLE")
+    worker.add_argument("--role", choices=ROLES, help="$SRL_ROLE")
     worker.add_argument("--index", type=int, help="$SRL_INDEX (default 0)")
     worker.add_argument("--experiment", help="RLExperiment YAML ($SRL_EXPERIMENT)")
     worker.add_argument("--host", help="address to bind and advertise ($SRL_POD_IP, else this host's)")
@@ -148,9 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `srl` console script."""
-    from srl_runtime.launcher.local import RunDirInUse
-
     args = build_parser().parse_args(argv)
+    try:
+        from srl_runtime.launcher.local import RunDirInUse
+    except ModuleNotFoundError as err:  # the core distribution without its `train` extra
+        print(f"srl: {err.name} is not installed: training needs pip install 'srl-runtime[train]'", file=sys.stderr)
+        return EXIT_INVALID
     try:
         return int(args.func(args))
     except InvalidExperiment as err:

@@ -1,90 +1,153 @@
 """Prometheus metrics for every worker, served over HTTP by prometheus-client.
 
-Workers already publish a progress dict each second; the exporter turns that dict into gauges, so a
-metric is defined once here and never threaded through the hot loops.
+Workers already publish a progress dict each second; the exporter keeps the newest one and turns it
+into metric families at scrape time, following the one table in `srl_runtime.stats`, so a metric is
+defined once there and never threaded through the hot loops. A family appears once the worker's
+progress holds a value for it (an actor serves no learner losses).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from srl_runtime.stats import STATS, Stat, from_progress
 
 log = logging.getLogger(__name__)
 
-# metric name -> (help, how to read it from a worker's progress dict)
-_GAUGES: dict[str, tuple[str, Any]] = {
-    "srl_env_frames": ("Environment frames stepped by this actor.", lambda p: p.get("env_frames")),
-    "srl_frames_per_second": ("Environment frames per second of this actor.", lambda p: p.get("frames_per_second")),
-    "srl_episodes": ("Episodes finished by this actor.", lambda p: p.get("episodes")),
-    "srl_episode_return": ("Mean raw return of this actor's recent episodes.", lambda p: _mean_return(p)),
-    "srl_inference_batch_size": ("Mean observations per forward pass (policy worker).", lambda p: p.get("mean_batch")),
-    "srl_inference_latency_ms": ("Forward-pass latency of the last batch in ms (policy worker).", lambda p: p.get("latency_ms")),
-    "srl_queue_depth": ("Trajectory columns waiting in the trainer buffer.", lambda p: p.get("buffer_columns")),
-    "srl_sample_staleness": ("Mean policy-version lag of trained samples (trainer).", lambda p: p.get("staleness")),
-    "srl_train_steps": ("Training steps done (trainer).", lambda p: p.get("train_steps")),
-    "srl_policy_version": ("Policy version this worker uses or produced.", lambda p: p.get("policy_version")),
-    "srl_dropped_messages": ("Stream messages dropped (malformed, or contents not matching the schema).", lambda p: p.get("dropped")),
-    "srl_non_finite_env_values": ("Env steps with NaN/inf observations or rewards (actor).", lambda p: p.get("non_finite_env_values")),
-    "srl_non_finite_samples": ("Samples dropped for NaN/inf (trainer).", lambda p: p.get("non_finite_samples")),
-    "srl_skipped_updates": ("Optimizer steps skipped for a non-finite loss or gradient (trainer).", lambda p: p.get("skipped_updates")),
-    "srl_rejected_checkpoints": ("Parameter-DB files refused as unreadable or unsafe.", lambda p: p.get("rejected_checkpoints")),
-    "srl_dropped_stale_samples": ("Trajectories dropped for staleness (trainer).", lambda p: p.get("dropped_stale")),
-    "srl_samples": ("Samples processed (env steps, inferences or trained rows).", lambda p: p.get("samples")),
-}
+LABELS = ("experiment", "role", "index")
 
 
-def _mean_return(progress: dict[str, Any]) -> float | None:
-    recent = progress.get("recent_returns") or []  # [episode number, end time, return]
-    return sum(r[-1] for r in recent) / len(recent) if recent else None
+class _ProgressCollector(Collector):
+    """Metric families from the newest progress dict of each worker (one in a worker, all in `srl run`)."""
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self.progress: dict[tuple[str, str], dict[str, Any]] = {}  # (role, index) -> progress
+
+    def collect(self) -> Iterator[Metric]:
+        workers = sorted(self.progress.items())  # each dict is replaced whole by update(): consistent snapshots
+        for stat in STATS:
+            if stat.metric is None:
+                continue
+            family = _family(stat)
+            for (role, index), progress in workers:
+                value = from_progress(stat, progress)
+                if value is not None:
+                    _add(family, stat, [self.experiment, role, index], value)
+            if family.samples:
+                yield family
+
+
+def _family(stat: Stat) -> Metric:
+    assert stat.metric is not None
+    kinds = {"counter": CounterMetricFamily, "histogram": HistogramMetricFamily, "gauge": GaugeMetricFamily}
+    return kinds[stat.kind](stat.metric, stat.help, labels=LABELS)
+
+
+def _add(family: Any, stat: Stat, labels: list[str], value: Any) -> None:
+    if stat.kind != "histogram":
+        family.add_metric(labels, float(value))
+        return
+    try:
+        bounds, counts = value["le"], value["counts"]
+        total, count = float(value["sum"]), int(value["count"])
+    except (TypeError, KeyError, ValueError):
+        return
+    cumulative, buckets = 0, []
+    for bound, n in zip(bounds, counts, strict=False):
+        cumulative += int(n)
+        buckets.append((_bound(bound), cumulative))
+    buckets.append(("+Inf", count))
+    family.add_metric(labels, buckets, total)
+
+
+def _bound(b: float) -> str:
+    return repr(float(b))
 
 
 class MetricsExporter:
-    """Gauges labelled by experiment, role and index, updated from progress dicts."""
+    """Metrics labelled by experiment, role and index, read from workers' progress dicts.
 
-    def __init__(self, experiment: str, role: str, index: int, port: int | None, host: str = "0.0.0.0") -> None:
+    A worker process exports its own (`update`); `srl run` exports every worker's from the progress
+    the monitor reads (`update_worker`), so a local run has one scrape target.
+    """
+
+    def __init__(
+        self, experiment: str, role: str | None, index: int | None, port: int | None, host: str = "0.0.0.0"
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.labels = {"experiment": experiment, "role": role, "index": str(index)}
-        self.gauges = {
-            name: Gauge(name, help_text, list(self.labels), registry=self.registry)
-            for name, (help_text, _) in _GAUGES.items()
-        }
+        self.role, self.index = role, index
+        self._collector = _ProgressCollector(experiment)
+        self.registry.register(self._collector)
         self.port = None
+        self._server: Any = None
         if port is not None:
             # port 0 picks a free port (tests); a pod uses the fixed port its spec declares
-            server, _ = start_http_server(port, addr=host, registry=self.registry)
-            self.port = server.server_port
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+            self.port = self._server.server_port
             log.info("metrics on http://%s:%d/metrics", host, self.port)
 
+    def close(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
     def update(self, progress: dict[str, Any]) -> None:
-        """Set every gauge the progress dict has a value for."""
-        for name, (_, read) in _GAUGES.items():
-            value = read(progress)
-            if value is not None:
-                self.gauges[name].labels(**self.labels).set(float(value))
+        """Serve this worker's progress dict from now on."""
+        assert self.role is not None and self.index is not None, "an exporter of one worker"
+        self.update_worker(self.role, self.index, progress)
+
+    def update_worker(self, role: str, index: int, progress: dict[str, Any]) -> None:
+        """Serve this progress dict as worker `role` `index`'s from now on."""
+        # Copy on write: a scrape in another thread iterates over the dict it read.
+        self._collector.progress = {**self._collector.progress, (role, str(index)): dict(progress)}
+
+
+def _panel_targets(stat: Stat) -> tuple[str, list[dict[str, str]]]:
+    """A panel's title and PromQL targets: gauges as they are, counters as rates, histograms as quantiles."""
+    sel = '{experiment=~"$experiment"}'
+    legend = "{{role}} {{index}}"
+    if stat.kind == "counter":
+        expr = f"rate({stat.metric}{sel}[$__rate_interval])"
+        return f"{stat.help.rstrip('.')} per second", [{"expr": expr, "legendFormat": legend, "refId": "A"}]
+    if stat.kind == "histogram":
+        targets = []
+        for ref, q in (("A", "0.5"), ("B", "0.99")):
+            expr = f"histogram_quantile({q}, sum by (le, role, index) (rate({stat.metric}_bucket{sel}[$__rate_interval])))"
+            targets.append({"expr": expr, "legendFormat": f"p{q[2:]} {legend}", "refId": ref})
+        return stat.help.rstrip("."), targets
+    return stat.help.rstrip("."), [{"expr": f"{stat.metric}{sel}", "legendFormat": legend, "refId": "A"}]
 
 
 def grafana_dashboard() -> dict[str, Any]:
-    """A Grafana dashboard with one panel per metric, generated from the same table as the gauges."""
+    """A Grafana dashboard with one panel per metric, generated from the same table as the metrics."""
     panels = []
-    for i, (name, (help_text, _)) in enumerate(_GAUGES.items()):
-        panels.append(
-            {
-                "id": i + 1,
-                "type": "timeseries",
-                "title": help_text.rstrip("."),
-                "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
-                "targets": [
-                    {
-                        "expr": f'{name}{{experiment=~"$experiment"}}',
-                        "legendFormat": "{{role}} {{index}}",
-                        "refId": "A",
-                    }
-                ],
-            }
-        )
+    for i, stat in enumerate(s for s in STATS if s.metric is not None):
+        title, targets = _panel_targets(stat)
+        panel: dict[str, Any] = {
+            "id": i + 1,
+            "type": "timeseries",
+            "title": title,
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+            "targets": targets,
+        }
+        if stat.kind == "histogram":
+            panel["fieldConfig"] = {"defaults": {"unit": "s"}, "overrides": []}
+        panels.append(panel)
     return {
         "title": "SRL experiments",
         "uid": "srl-experiments",

@@ -27,16 +27,16 @@ def guarded_step(
     """Backward, (sync,) clip and step; returns the gradient norm, or None when the step was skipped."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    params = [p for p in module.parameters() if p.grad is not None]
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
     if not bool(torch.isfinite(loss.detach())):
-        for p in params:
-            p.grad.fill_(float("nan"))
+        for g in grads:
+            g.fill_(float("nan"))
     if grad_sync is not None:
         grad_sync(module)
     if max_grad_norm is not None:
         grad_norm = float(nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm))
     else:
-        grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in params]))) if params else 0.0
+        grad_norm = float(torch.norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
     if not math.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
         return None

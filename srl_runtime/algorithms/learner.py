@@ -46,7 +46,10 @@ class Learner:
         self.popart = PopArt(self.module.value_norm, self.module.critic_head, spec.popart_beta) if spec.popart else None
 
     def train_step(self, batch: dict[str, np.ndarray], burn_in: int = 0, bootstrap_steps: int = 1) -> dict[str, float]:
-        """One update on a batch; returns mean statistics. Increments `train_steps` and `policy.version`."""
+        """One update on a batch; returns mean statistics. Increments `train_steps`.
+
+        The policy's version is the publisher's to advance (`Policy.advance_version`), not the learner's.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ schedule and steps
@@ -79,7 +82,6 @@ class Learner:
 
     def _finish_step(self) -> None:
         self.train_steps += 1
-        self.policy.version += 1
         self.policy.refresh()
 
     # ------------------------------------------------------------------ value statistics

@@ -139,6 +139,7 @@ def run_sync_ppo(
             else:
                 staleness.append(lag)
                 learner.train_step(batch)
+                policy.advance_version()  # each train step is a new version for the acting copy
             buf = {}
             push(obs, h, out, critic_obs, out_version)  # acted on by the policy before this train step
             if policy_lag > 0:

@@ -10,6 +10,13 @@ import gymnasium as gym
 import numpy as np
 
 
+def space_shape(space: gym.Space) -> tuple[int, ...]:
+    """The fixed shape of a space's values; TypeError for spaces without one (gymnasium gives None)."""
+    if space.shape is None:
+        raise TypeError(f"space {space} has no fixed shape; observations must be arrays of one shape")
+    return space.shape
+
+
 class Environment(ABC):
     """A user environment with a fixed number of agents; spaces are per agent.
 

@@ -1,7 +1,7 @@
 """The RLExperiment CustomResourceDefinition, generated from the experiment models.
 
 `python -m srl_runtime.config.crd_schema` prints the CRD; `--write` writes it to every checked-in copy
-(crds/rlexperiment.yaml and the Helm chart's crds/). The spec schema comes from the pydantic models in
+(crds/rlexperiment.yaml, and the Helm chart's templates/crd.yaml, gated by the value crds.enabled). The spec schema comes from the pydantic models in
 `srl_runtime.config.experiment` so the API server rejects at admission what `parse_experiment`
 rejects locally:
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -50,12 +51,13 @@ SHORT_NAMES = ["rlx"]
 CATEGORIES = ["srl"]
 
 REPO = Path(__file__).resolve().parents[2]
-# Every checked-in copy of the generated CRD; the drift test compares each to `crd()`.
-CRD_PATHS = [
-    REPO / "crds" / "rlexperiment.yaml",
-    REPO / "charts" / "srl-operator" / "crds" / "rlexperiment.yaml",
-]
+# The checked-in CRD (`kubectl apply -f crds/`); the drift test compares it to `crd_yaml()`.
+CRD_PATHS = [REPO / "crds" / "rlexperiment.yaml"]
+# The same CRD as a template of the Helm chart (`crd_helm_template()`), so `helm upgrade` updates it:
+# Helm installs a chart's crds/ directory once and never touches it again.
+CHART_CRD_TEMPLATE = REPO / "charts" / "srl-operator" / "templates" / "crd.yaml"
 REGENERATE_COMMAND = "python -m srl_runtime.config.crd_schema --write"
+GENERATED_BY = "python -m srl_runtime.config.crd_schema"
 
 # --------------------------------------------------------------------------- status
 
@@ -384,7 +386,7 @@ def crd() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{PLURAL}.{GROUP}",
-            "annotations": {"srl.dev/generated-by": "python -m srl_runtime.config.crd_schema"},
+            "annotations": {"srl.dev/generated-by": GENERATED_BY},
         },
         "spec": {
             "group": GROUP,
@@ -445,24 +447,60 @@ def crd() -> dict[str, Any]:
     }
 
 
+HEADER = f"# Generated from srl_runtime/config/experiment.py — do not edit; run `{REGENERATE_COMMAND}`.\n"
+
+
 def crd_yaml() -> str:
     """The CRD as the YAML text that is checked in."""
-    header = f"# Generated from srl_runtime/config/experiment.py — do not edit; run `{REGENERATE_COMMAND}`.\n"
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=100, allow_unicode=True)
+    return HEADER + yaml.safe_dump(crd(), sort_keys=False, width=100, allow_unicode=True)
+
+
+def crd_helm_template(definition: dict[str, Any] | None = None) -> str:
+    """The CRD (`definition`, default `crd()`) as the chart's templates/crd.yaml.
+
+    Rendered when the value `crds.enabled` is true (the default; a second release of the chart in
+    the same cluster sets it false, since one release owns the CRD). `crds.keep` (default true) adds
+    `helm.sh/resource-policy: keep`: `helm uninstall` then leaves the CRD, and with it every
+    RLExperiment, in place, as cert-manager's chart does.
+    """
+    definition = definition if definition is not None else crd()
+    spec = yaml.safe_dump({"spec": definition["spec"]}, sort_keys=False, width=100, allow_unicode=True)
+    if "{{" in spec:  # a lone "}}" is plain text to Go templates; "{{" would start an action
+        raise ValueError("the CRD's text holds '{{', which Helm would read as a template action")
+    meta = definition["metadata"]
+    annotations = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in sorted((meta.get("annotations") or {}).items()))
+    return (
+        "{{/* " + HEADER.removeprefix("# ").rstrip("\n") + " */}}\n"
+        + "{{- if .Values.crds.enabled }}\n"
+        + f"apiVersion: {definition['apiVersion']}\n"
+        + f"kind: {definition['kind']}\n"
+        + "metadata:\n"
+        + f"  name: {meta['name']}\n"
+        + "  labels:\n"
+        + '    {{- include "srl-operator.labels" . | nindent 4 }}\n'
+        + "  annotations:\n"
+        + "    {{- if .Values.crds.keep }}\n"
+        + "    helm.sh/resource-policy: keep\n"
+        + "    {{- end }}\n"
+        + annotations
+        + spec
+        + "{{- end }}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Print (or --write) the generated RLExperiment CRD.")
     parser.add_argument("--write", action="store_true", help="write every checked-in copy: " + ", ".join(
-        str(p.relative_to(REPO)) for p in CRD_PATHS))  # fmt: skip
+        str(p.relative_to(REPO)) for p in [*CRD_PATHS, CHART_CRD_TEMPLATE]))  # fmt: skip
     args = parser.parse_args(argv)
     text = crd_yaml()
     if not args.write:
         sys.stdout.write(text)
         return 0
-    for path in CRD_PATHS:
+    outputs = [(path, text) for path in CRD_PATHS] + [(CHART_CRD_TEMPLATE, crd_helm_template())]
+    for path, content in outputs:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(content)
         print(f"wrote {path.relative_to(REPO)}", file=sys.stderr)
     return 0
 

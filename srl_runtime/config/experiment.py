@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-API_VERSION = "srl.dev/v1alpha1"
-KIND = "RLExperiment"
+API_VERSION: Final = "srl.dev/v1alpha1"
+KIND: Final = "RLExperiment"
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what the API server (JSON int64) can hold
 
@@ -239,15 +246,35 @@ class VolumeSpec(Model):
     source: dict[str, Any] = Field(description="A Kubernetes volume source, e.g. {persistentVolumeClaim: {claimName: data}} or {emptyDir: {}}.")
 
 
-class WorkerRoleSpec(Model):
+# A Secret name (a DNS subdomain), as imagePullSecrets entries name them.
+SecretName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
+
+class PodSettingsSpec(Model):
+    """Scheduling and metadata of a role's pods that a platform team sets (cluster only)."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod node selector (cluster only).")
+    tolerations: list[TolerationSpec] = Field(default_factory=list, description="Pod tolerations (cluster only).")
+    affinity: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Pod affinity, a Kubernetes Affinity (nodeAffinity, podAffinity, podAntiAffinity) passed through as it is (cluster only).",
+    )
+    priority_class_name: str | None = Field(None, description="PriorityClass of the pods (cluster only).")
+    image_pull_secrets: list[SecretName] = Field(
+        default_factory=list, description="Names of Secrets in the experiment's namespace for pulling the runtime image (cluster only)."
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations on the pods; keys under srl.dev/ are the operator's and ignored (cluster only)."
+    )
+
+
+class WorkerRoleSpec(PodSettingsSpec):
     """Fields every worker role shares."""
 
     replicas: int = Field(1, ge=0, description="How many workers of this role.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="Torch device for this role.")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads per worker (small machines: 1).")
     resources: ResourcesSpec | None = Field(None, description="Pod resources (cluster only).")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod node selector (cluster only).")
-    tolerations: list[TolerationSpec] = Field(default_factory=list, description="Pod tolerations (cluster only).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the worker process.")
     volumes: list[VolumeSpec] = Field(default_factory=list, description="Extra volumes mounted into the worker pods (cluster only).")
     restart_limit: int = Field(10, ge=0, description="Restarts allowed per worker of this role before the run fails (a Job's backoffLimit, counted per worker).")
@@ -265,30 +292,45 @@ class ActorSpec(WorkerRoleSpec):
     burn_in: int = Field(0, ge=0, description="Steps of recurrent-state warm-up prepended to each trajectory.")
     full_trajectory: bool = Field(False, description="Send whole episodes instead of fixed-length pieces.")
     max_episode_length: int = Field(1000, ge=1, description="Upper bound on an episode in fullTrajectory mode (buffer size).")
-    param_pull_interval: float = Field(0.0, ge=0, description="Seconds between checks for a new policy version (inline inference).")
+    param_pull_interval: float = Field(0.0, ge=0, description="Seconds between checks of the parameter DB for a new version (inline inference only).")
+    version_wait_seconds: float = Field(
+        30.0, ge=0,
+        description="On-policy (trainers.maxStaleness 0): once its slots produced their share of the next batch, an actor waits at most this long for a newer policy version before stepping on (0: never waits).",
+    )  # fmt: skip
+    episode_log: bool = Field(True, description="Append each finished episode (end time, raw return, length) to <run dir>/episodes/actor-<index>.csv.")
+
+    @property
+    def piece_length(self) -> int:
+        """Rows of one trajectory piece on the sample stream: burnIn + sampleSteps + bootstrapSteps."""
+        return self.burn_in + self.sample_steps + self.bootstrap_steps
+
+    @property
+    def piece_overlap(self) -> int:
+        """Rows consecutive pieces share (carried to the front of the next): burnIn + bootstrapSteps."""
+        return self.burn_in + self.bootstrap_steps
 
 
 class PolicyWorkerSpec(WorkerRoleSpec):
     """Policy workers: batch inference requests and run the forward pass."""
 
     replicas: int = Field(0, ge=0, description="Policy workers; 0 means inference runs inline in each actor.")
-    batch_size: int = Field(512, ge=1, description="Maximum observations in one forward pass (adaptive batching up to this).")
-    max_wait_ms: float = Field(2.0, ge=0, description="How long to wait to fill a batch once a request is in hand.")
-    pull_interval: float = Field(0.5, ge=0, description="Seconds between checks of the parameter DB for a new version.")
+    batch_size: int = Field(512, ge=1, description="Rows per forward pass at most, a row being one observation (one env, or one agent of a multi-agent env); adaptive batching up to this.")
+    max_wait_ms: float = Field(2.0, ge=0, description="At most this many milliseconds to fill a batch; the wait ends once every active actor's ring is in it.")
+    param_pull_interval: float = Field(0.5, ge=0, description="Seconds between checks of the parameter DB for a new version.")
 
 
 class TrainerSpec(WorkerRoleSpec):
     """Trainer workers: consume trajectories, run the algorithm, push versions."""
 
-    batch_size: int = Field(16, ge=1, description="Trajectories per training step (each of sampleSteps steps).")
+    batch_size: int = Field(16, ge=1, description="Trajectories per training step, a trajectory being one column (one env, or one agent of a multi-agent env) of sampleSteps steps.")
     sample_reuse: int = Field(1, ge=1, description="How many training steps may reuse one trajectory.")
-    buffer_capacity: int = Field(256, ge=1, description="Trajectories held at most; the oldest are dropped beyond this.")
+    buffer_capacity: int = Field(256, ge=1, description="Trajectories (columns, as batchSize) held at most; the oldest are dropped beyond this.")
     max_staleness: int = Field(4, ge=0, description="Drop trajectories whose policy version is more than this behind.")
     push_every: int = Field(1, ge=1, description="Push a new version to the parameter DB every N train steps.")
     checkpoint_every: int = Field(50, ge=1, description="Keep (tag) a resumable checkpoint every N train steps.")
 
 
-class EvaluationSpec(Model):
+class EvaluationSpec(PodSettingsSpec):
     """Periodic deterministic evaluation of a tagged version."""
 
     enabled: bool = Field(False, description="Run an evaluation worker.")
@@ -397,7 +439,7 @@ class StopSpec(Model):
     train_steps: int | None = Field(None, ge=1, description="Total trainer steps.")
     wall_seconds: float | None = Field(None, gt=0, description="Wall-clock seconds since start.")
     target_mean_return: float | None = Field(None, description="Mean return over the last returnWindow episodes.")
-    return_window: int = Field(20, ge=1, description="Episodes averaged for targetMeanReturn.")
+    return_window: int = Field(100, ge=1, description="Episodes averaged for targetMeanReturn (100: how gymnasium and the benchmarks define solved).")
 
     @model_validator(mode="after")
     def _some_condition(self) -> StopSpec:
@@ -466,6 +508,10 @@ class ObjectMeta(Model):
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Experiment name (a DNS label).")
     namespace: str | None = Field(None, description="Kubernetes namespace.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels; the operator copies them onto every child object.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations; the operator copies them onto every child object (bookkeeping ones excepted)."
+    )
 
 
 class RLExperiment(Model):
@@ -475,5 +521,5 @@ class RLExperiment(Model):
 
     api_version: Literal["srl.dev/v1alpha1"] = Field(API_VERSION, description="Always srl.dev/v1alpha1.")
     kind: Literal["RLExperiment"] = Field(KIND, description="Always RLExperiment.")
-    metadata: ObjectMeta = Field(description="Name (and namespace) of the experiment.")
+    metadata: ObjectMeta = Field(description="Name, namespace, labels and annotations of the experiment.")
     spec: ExperimentSpec = Field(description="The experiment.")

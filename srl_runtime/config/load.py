@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.suggest import suggestion
 from srl_runtime.config.yaml_limits import MAX_DOCUMENT_BYTES, DocumentError, load_yaml
 
 
@@ -62,8 +63,9 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def problems_of(err: ValidationError) -> list[str]:
-    """'field.path: message' for each error, with camelCase document paths."""
+def problems_of(err: ValidationError, root: type[BaseModel] | None = None) -> list[str]:
+    """'field.path: message' for each error, with camelCase document paths; an unknown field of a
+    document of `root` gets a 'did you mean' hint."""
     lines = []
     for e in err.errors():
         # Union/literal branches add type names to loc ("function-after[...]"): drop them.
@@ -79,18 +81,10 @@ def problems_of(err: ValidationError) -> list[str]:
         elif m and "." not in m.group(1):
             path = f"{path}.{m.group(1)}" if path else m.group(1)
             msg = m.group(2)
+        if e["type"] == "extra_forbidden" and root is not None:
+            msg += suggestion(root, loc) or ""
         lines.append(f"{path}: {msg}")
     return lines
-
-
-def _camel_hint(problem: str) -> str:
-    """'x.batch_size: unknown field' gets a hint naming batchSize: documents are camelCase only, as on the API server."""
-    path, _, msg = problem.partition(": ")
-    last = path.rsplit(".", 1)[-1]
-    if msg == "unknown field" and "_" in last:
-        head, *rest = last.split("_")
-        return f"{problem} (documents use camelCase: {head + ''.join(w[:1].upper() + w[1:] for w in rest)})"
-    return problem
 
 
 def parse_experiment(doc: dict[str, Any]) -> RLExperiment:
@@ -100,7 +94,7 @@ def parse_experiment(doc: dict[str, Any]) -> RLExperiment:
     try:
         return RLExperiment.model_validate(doc, by_alias=True, by_name=False)
     except ValidationError as err:
-        raise InvalidExperiment([_camel_hint(p) for p in problems_of(err)]) from None
+        raise InvalidExperiment(problems_of(err, RLExperiment)) from None
 
 
 def read_document(path: str | Path) -> Any:

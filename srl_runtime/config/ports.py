@@ -8,7 +8,6 @@ default 0 lets the kernel pick free ports; peers find the actual address in the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from srl_runtime.config import worker_env
@@ -29,17 +28,10 @@ class ListenPorts:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ListenPorts:
-        """From $SRL_INFERENCE_PORT / $SRL_SAMPLE_PORT / $SRL_PEERS_PORT (unset or empty: 0)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, int] = {}
-        for field, var in PORT_ENV.items():
-            text = env.get(var, "").strip()
-            if not text:
-                continue
-            if not text.isdigit() or not 0 <= int(text) <= 65535:
-                raise ValueError(f"${var}: must be a port number 0-65535, got {text!r}")
-            values[field] = int(text)
-        return cls(**values)
+        """From $SRL_INFERENCE_PORT / $SRL_SAMPLE_PORT / $SRL_PEERS_PORT (unset or empty: 0);
+        a bad value is an EnvironmentProblem (a ValueError) naming the variable."""
+        env = worker_env.read_worker_env(environ)
+        return cls(inference=env.inference_port, sample=env.sample_port, peers=env.peers_port)
 
 
 # ListenPorts field -> the environment variable the operator sets in worker pods.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
-from srl_runtime.api.env import EnvBatch, Environment, StepBatch
+from srl_runtime.api.env import EnvBatch, Environment, StepBatch, space_shape
 from srl_runtime.envs.episodes import EpisodeTracker
 
 
@@ -29,7 +29,8 @@ class SerialGymBatch(EnvBatch):
         self._life_loss = life_loss
         self._lives = np.zeros(self.num_envs, dtype=np.int64)
         self._episodes = EpisodeTracker(self.num_envs)
-        self._obs_shape = (self.num_envs, *self.observation_space.shape)
+        self._space_shape = space_shape(self.observation_space)
+        self._obs_shape = (self.num_envs, *self._space_shape)
         self._obs_dtype = self.observation_space.dtype
         space = self.action_space
         # Gaussian policies sample unbounded actions; clip to the box here (as CleanRL's ClipAction).
@@ -72,7 +73,7 @@ class SerialGymBatch(EnvBatch):
                 te = lives < lives_now[i]
                 lives_now[i] = lives
             obs.append(o)
-            raw.append(r)
+            raw.append(float(r))
             terminated.append(te)
             truncated.append(tr)
             game_over.append(over)
@@ -112,15 +113,19 @@ class AgentEnvBatch(EnvBatch):
         self.action_space = self.envs[0].action_space
         self._seed: int | None = seed
         self._episodes = EpisodeTracker(self.rows)
-        self._obs_shape = (self.num_envs, self.agents_per_env, *self.observation_space.shape)
+        self._space_shape = space_shape(self.observation_space)
+        self._obs_shape = (self.num_envs, self.agents_per_env, *self._space_shape)
         self._obs_dtype = self.observation_space.dtype
-        self._env_state = self.envs[0].state_space is not None
-        if self._env_state:
-            self.critic_obs_space = self.envs[0].state_space
+        state_space = self.envs[0].state_space
+        self._env_state = state_space is not None
+        self._critic_shape: tuple[int, ...] = ()  # of one row's critic input, when the env gives a state
+        if state_space is not None:
+            self.critic_obs_space = state_space
+            self._critic_shape = space_shape(state_space)
         else:
-            size = self.agents_per_env * int(np.prod(self.observation_space.shape))
+            size = self.agents_per_env * int(np.prod(self._space_shape))
             self.critic_obs_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
-        self._obs = np.zeros((self.rows, *self.observation_space.shape), self._obs_dtype)
+        self._obs = np.zeros((self.rows, *self._space_shape), self._obs_dtype)
 
     def reset(self) -> np.ndarray:
         """Reset every env (seeded seed+i on the first call)."""
@@ -129,7 +134,7 @@ class AgentEnvBatch(EnvBatch):
             obs[i] = env.reset(None if self._seed is None else self._seed + i)
         self._seed = None
         self._episodes.reset()
-        self._obs = obs.reshape(self.rows, *self.observation_space.shape)
+        self._obs = obs.reshape(self.rows, *self._space_shape)
         return self._obs
 
     def step(self, actions: np.ndarray) -> StepBatch:
@@ -153,7 +158,7 @@ class AgentEnvBatch(EnvBatch):
         flat_reward = reward.reshape(-1)
         self._episodes.add(flat_reward)
         rets, lens = self._episodes.finish(ended.reshape(-1))
-        self._obs = obs.reshape(self.rows, *self.observation_space.shape)
+        self._obs = obs.reshape(self.rows, *self._space_shape)
         return StepBatch(
             self._obs,
             flat_reward.astype(np.float32),
@@ -166,7 +171,7 @@ class AgentEnvBatch(EnvBatch):
     def critic_obs(self) -> np.ndarray:
         """Every row's centralised critic input for the current observations."""
         if self._env_state:
-            shape = self.critic_obs_space.shape
+            shape = self._critic_shape
             states = [np.asarray(env.state(), np.float32).reshape(self.agents_per_env, *shape) for env in self.envs]
             return np.stack(states).reshape(self.rows, *shape)
         a = self.agents_per_env

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
+import numpy.typing as npt
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from srl_runtime.api.env import EnvBatch, StepBatch
 from srl_runtime.envs.episodes import EpisodeTracker
+from srl_runtime.envs.stub import STUB_ENV_ID, StubVectorEnv, register_stub
+
+register_stub()  # so `gym.spec`/`gym.make` know SrlStub-v0 wherever the env builders are imported
 
 
 class SameStepCartPoleVectorEnv(CartPoleVectorEnv):
@@ -26,7 +31,9 @@ class SameStepCartPoleVectorEnv(CartPoleVectorEnv):
         """Step every row (the parent's Euler equations, fewer temporaries); ended rows re-drawn at once."""
         if self.kinematics_integrator != "euler" or self._sutton_barto_reward:
             return self._step_via_parent(action)
-        x, x_dot, theta, theta_dot = self.state
+        # gymnasium's __init__ sets `self.state = None` (reset fills it), so its inferred type is None.
+        state = cast(npt.NDArray[np.float64], self.state)
+        x, x_dot, theta, theta_dot = state
         force = np.where(action > 0, self.force_mag, -self.force_mag)
         costheta = np.cos(theta)
         sintheta = np.sin(theta)
@@ -35,7 +42,6 @@ class SameStepCartPoleVectorEnv(CartPoleVectorEnv):
             self.length * (4.0 / 3.0 - self.masspole * costheta * costheta / self.total_mass)
         )
         xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
-        state = self.state
         state[0] = x + self.tau * x_dot
         state[1] = x_dot + self.tau * xacc
         state[2] = theta + self.tau * theta_dot
@@ -56,18 +62,20 @@ class SameStepCartPoleVectorEnv(CartPoleVectorEnv):
         done = terminated | truncated
         if done.any():
             n = int(done.sum())
-            self.state[:, done] = self.np_random.uniform(low=self.low, high=self.high, size=(4, n))
+            state = cast(npt.NDArray[np.float64], self.state)  # set by reset (declared None: see step)
+            state[:, done] = self.np_random.uniform(low=self.low, high=self.high, size=(4, n))
             self.steps[done] = 0
-            obs[done] = self.state[:, done].T
+            obs[done] = state[:, done].T
         # Already reset here: stop the parent from resetting (and zeroing) these rows next step.
         self.prev_done[:] = False
         return obs, reward, terminated, truncated, info
 
 
 # Registered ids whose vector entry point only does NEXT_STEP, mapped to a same-step twin.
-SAME_STEP_VECTOR_ENVS: dict[str, type[VectorEnv]] = {
+SAME_STEP_VECTOR_ENVS: dict[str, Callable[..., VectorEnv]] = {  # constructors taking num_envs and the env kwargs
     "CartPole-v0": SameStepCartPoleVectorEnv,
     "CartPole-v1": SameStepCartPoleVectorEnv,
+    STUB_ENV_ID: StubVectorEnv,
 }
 
 
@@ -96,7 +104,7 @@ class VectorEnvBatch(EnvBatch):
         self.agents_per_env = 1
         self.observation_space = venv.single_observation_space
         self.action_space = venv.single_action_space
-        self._seed = seed
+        self._seed: int | None = seed
         self._clip = clip_rewards
         self._episodes = EpisodeTracker(self.num_envs)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import shutil
 import signal
 import time
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.roles import START_ORDER, Role, restart_limit, worker_counts
 from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
 from srl_runtime.launcher.reporting import ProgressReporter
+from srl_runtime.metrics import MetricsExporter
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.factory import make_name_records
-from srl_runtime.workers import restart_limit, worker_counts
+from srl_runtime.workers.episode_log import EPISODES_DIR
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def run_dir_for(experiment: RLExperiment, base: Path | None) -> Path:
 
 
 # What a run leaves in its run directory (a fresh run without --overwrite refuses to delete these).
-RUN_OUTPUTS = ("params", "name_records", "tensorboard", "logs", "metrics.csv", "state.json")
+RUN_OUTPUTS = ("params", "name_records", "tensorboard", "logs", EPISODES_DIR, "metrics.csv", "state.json")
 
 
 class RunDirInUse(ValueError):
@@ -56,7 +59,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool = False) -> Non
     """A fresh run clears what a previous one left (only with overwrite); resume keeps it."""
     check_run_dir(run_dir, resume, overwrite)
     if not resume:
-        for sub in ("params", "name_records", "tensorboard", "logs"):
+        for sub in ("params", "name_records", "tensorboard", "logs", EPISODES_DIR):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
         for f in ("metrics.csv", "state.json"):
             (run_dir / f).unlink(missing_ok=True)
@@ -68,7 +71,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool = False) -> Non
 
 @dataclass
 class _Proc:
-    role: str
+    role: Role
     index: int
     process: mp.process.BaseProcess
     restarts: int = 0
@@ -77,6 +80,24 @@ class _Proc:
 
 
 LOG_TAIL_LINES = 20
+
+# What a fork server imports once for every worker it forks (torch most of all: its import is seconds
+# of CPU that each spawned worker paid again, all at once on a small machine).
+FORKSERVER_PRELOAD = ("srl_runtime.workers.actor", "srl_runtime.workers.trainer", "srl_runtime.workers.policy_worker")
+
+
+def worker_context() -> mp.context.ForkServerContext | mp.context.SpawnContext:
+    """Worker processes come from a fork server that preloaded the worker code (no torch state is
+    inherited: the server only imported modules); `spawn` where there is no fork server.
+    $SRL_WORKER_START=spawn forces spawn."""
+    method = os.environ.get("SRL_WORKER_START", "forkserver")
+    if method not in mp.get_all_start_methods():
+        method = "spawn"
+    if method == "forkserver":
+        server = mp.get_context("forkserver")
+        server.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+        return server
+    return mp.get_context("spawn")
 
 
 def worker_log_path(run_dir: Path, role: str, index: int) -> Path:
@@ -96,8 +117,8 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def _worker_main(role: str, index: int, doc: dict, run_dir: str, log_level: int) -> None:
-    """Entry point of a worker process (spawned: no torch state inherited)."""
+def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int) -> None:
+    """Entry point of a worker process (forked by the fork server or spawned: no torch state inherited)."""
     import faulthandler
     import sys
     import traceback
@@ -152,14 +173,18 @@ class LocalLauncher:
         overwrite: bool = False,
         quiet: bool = False,
         log_level: int = logging.WARNING,
+        metrics_port: int | None = None,
     ) -> None:
+        """metrics_port: serve every worker's Prometheus metrics on this port (0: any free one; None: off)."""
         self.experiment = experiment
+        self.metrics_port = metrics_port
+        self.metrics: MetricsExporter | None = None
         self.run_dir = run_dir
         self.resume = resume
         self.overwrite = overwrite
         self.quiet = quiet
         self.log_level = log_level
-        self.ctx = mp.get_context("spawn")
+        self.ctx = worker_context()
         self.procs: list[_Proc] = []
         self.restarts = 0
 
@@ -183,8 +208,10 @@ class LocalLauncher:
         root = keys.experiment_root(self.experiment.metadata.name, self.experiment.metadata.namespace)
         monitor = ExperimentMonitor(nr, root, spec.stop, state_file=self.run_dir / "state.json", resume=self.resume)
         reporter = ProgressReporter(self.run_dir, quiet=self.quiet)
-        # Trainers first: they publish version 1 and the sample stream addresses actors wait for.
-        for role in ("trainer", "policy", "eval", "actor"):
+        if self.metrics_port is not None:
+            # A local run serves on loopback only.
+            self.metrics = MetricsExporter(self.experiment.metadata.name, None, None, self.metrics_port, host="127.0.0.1")
+        for role in START_ORDER:
             for i in range(worker_counts(spec)[role]):
                 self.procs.append(_Proc(role, i, self._spawn(role, i)))
         try:
@@ -193,6 +220,7 @@ class LocalLauncher:
                 self._supervise(monitor)
                 try:
                     reporter.report(monitor.tick())
+                    self._export(monitor)
                 except Exception as err:  # noqa: BLE001 - a name-record hiccup delays the monitor, no more
                     log.warning("monitor: %s", err)
         except KeyboardInterrupt:
@@ -210,8 +238,16 @@ class LocalLauncher:
             monitor.summary.restarts = self.restarts
             reporter.report(monitor.summary)
             reporter.close()
+            if self.metrics is not None:
+                self.metrics.close()
             nr.close()
         return monitor.summary
+
+    def _export(self, monitor: ExperimentMonitor) -> None:
+        """Every worker's newest progress onto the launcher's /metrics."""
+        if self.metrics is not None:
+            for (role, index), progress in monitor.progress.items():
+                self.metrics.update_worker(role, index, progress)
 
     def _supervise(self, monitor: ExperimentMonitor) -> None:
         now = time.monotonic()

@@ -29,6 +29,15 @@ COUNTERS: dict[str, str] = {
     "non_finite_samples": "non_finite_samples",
     "skipped_updates": "skipped_updates",
     "rejected_checkpoints": "rejected_checkpoints",
+    "trained_rows": "trained_rows",
+    "dropped_stale_rows": "dropped_stale_rows",
+}
+# Summary fields whose per-second rate the monitor keeps (over about the last 10 ticks).
+RATES: dict[str, str] = {
+    "env_frames": "frames_per_second",
+    "trained_rows": "trained_rows_per_second",
+    "dropped_stale_rows": "dropped_stale_rows_per_second",
+    "dropped_messages": "dropped_messages_per_second",
 }
 STOP_RETRY_SECONDS = 0.5  # first wait between attempts to write the stop flag (doubling, up to 5 s)
 
@@ -51,6 +60,13 @@ class Summary:
     non_finite_samples: int = 0  # samples trainers skipped for NaN/inf (also in dropped_messages)
     skipped_updates: int = 0  # optimizer steps skipped for a non-finite loss or gradient
     rejected_checkpoints: int = 0  # parameter-DB files refused as unreadable or unsafe
+    trained_rows: int = 0  # trajectory rows the trainers trained on
+    dropped_stale_rows: int = 0  # trajectory rows the trainers dropped for staleness
+    trained_rows_per_second: float = 0.0  # rates of the counters above (see RATES)
+    dropped_stale_rows_per_second: float = 0.0
+    dropped_messages_per_second: float = 0.0
+    learner: dict[str, float] = field(default_factory=dict)  # trainer 0's statistics of its last train step
+    policy_lag: float | None = None  # trainer 0's mean version lag of its last batch
     restarts: int = 0  # worker restarts by the launcher
     pids: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
@@ -131,10 +147,11 @@ class ExperimentMonitor:
             self._wall_base = float(saved.get("wall_seconds", 0.0))
         self._started = time.monotonic()
         self._totals = _Totals()
-        self._rate = collections.deque(maxlen=10)  # (time, frames) for frames/s over ~10 ticks
+        self._rate: collections.deque[tuple[float, dict[str, int]]] = collections.deque(maxlen=10)  # rates over ~10 ticks
         # (actor index, pid, episode number) -> (end time, return): every episode counted once
         self._episodes: dict[tuple[int, int, int], tuple[float, float]] = {}
         self.stop_written = False
+        self.progress: dict[tuple[str, int], dict[str, Any]] = {}  # each worker's newest progress
 
     def tick(self) -> Summary:
         """Read progress, update the summary, set the stop flag when a condition holds."""
@@ -158,9 +175,11 @@ class ExperimentMonitor:
                 workers[role] += 1
                 s.pids[f"{role}/{index}"] = pid
             self._totals.add(role, index, pid, counters)
+            self.progress[(role, index)] = p
             version = max(version, int(p.get("policy_version", 0)))
             if role == "trainer" and index == 0:
                 train_steps = max(train_steps, int(p.get("train_steps", 0)))
+                self._read_learner(p)
             if role == "actor":
                 episodes += int(p.get("episodes", 0))
                 self._add_episodes(index, pid, p.get("recent_returns") or [])
@@ -177,9 +196,11 @@ class ExperimentMonitor:
         s.wall_seconds = self._wall_base + now - self._started
         s.workers = dict(workers)
         s.episodes = max(s.episodes, episodes)
-        self._rate.append((now, s.env_frames))
-        if len(self._rate) >= 2 and self._rate[-1][0] > self._rate[0][0]:
-            s.frames_per_second = (self._rate[-1][1] - self._rate[0][1]) / (self._rate[-1][0] - self._rate[0][0])
+        self._rate.append((now, {name: getattr(s, name) for name in RATES}))
+        (t0, first), (t1, last) = self._rate[0], self._rate[-1]
+        if t1 > t0:
+            for name, rate in RATES.items():
+                setattr(s, rate, (last[name] - first[name]) / (t1 - t0))
         window = [r for _, r in sorted(self._episodes.values())][-self.stop.return_window :]
         if s.stop_reason is None:  # after a stop, keep the return the decision was made on
             s.mean_return = float(sum(window) / len(window)) if window else None
@@ -189,6 +210,21 @@ class ExperimentMonitor:
                 self.request_stop(reason)
         self._publish()
         return s
+
+    def _read_learner(self, p: dict[str, Any]) -> None:
+        """Trainer 0's learner statistics and policy lag (kept until it trains again)."""
+        stats = p.get("stats")
+        if isinstance(stats, dict) and stats:
+            learner = {}
+            for k, v in stats.items():
+                try:
+                    learner[str(k)] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            self.summary.learner = learner
+        lag, steps = p.get("staleness"), p.get("train_steps")
+        if isinstance(lag, int | float) and isinstance(steps, int) and steps > 0:
+            self.summary.policy_lag = float(lag)
 
     def request_stop(self, reason: str) -> None:
         """Decide the stop (the first reason wins) and set the stop flag every worker watches.

@@ -1,13 +1,22 @@
-"""Where progress goes: the terminal, TensorBoard event files and a CSV in the run directory."""
+"""Where progress goes: the terminal, TensorBoard event files and a CSV in the run directory.
+
+What is written, under which tag and column, is the table in `srl_runtime.stats`.
+"""
 
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from srl_runtime.launcher.monitor import Summary
+from srl_runtime.stats import CSV_COLUMNS, LEARNER_KEYS, STATS, scalars
+
+TENSORBOARD_DIR = "tensorboard"
+CSV_FILE = "metrics.csv"
+FLUSH_SECONDS = 10  # TensorBoard event files are flushed at least this often (and on close)
 
 
 class ProgressReporter:
@@ -18,42 +27,35 @@ class ProgressReporter:
         self.stream = stream
         self.quiet = quiet
         self._last_print = -1e9
-        self._csv_file = open(run_dir / "metrics.csv", "a", newline="")  # noqa: SIM115 - closed in close()
-        self._csv = csv.writer(self._csv_file)
-        if self._csv_file.tell() == 0:
-            self._csv.writerow(
-                ["wall_seconds", "env_frames", "frames_per_second", "train_steps", "policy_version", "mean_return", "episodes",
-                 "dropped_messages", "non_finite_env_values", "non_finite_samples", "skipped_updates"]  # fmt: skip
-            )
+        path = run_dir / CSV_FILE
+        # A resumed run appends under the header already there (an older run's columns included).
+        header = _header(path)
+        self._csv_file = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=header or list(CSV_COLUMNS), extrasaction="ignore")
+        if not header:
+            self._csv.writeheader()
         self._tb: Any = None
         try:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+            self._tb = SummaryWriter(str(run_dir / TENSORBOARD_DIR), flush_secs=FLUSH_SECONDS)
         except ImportError:  # TensorBoard output is optional; the CSV always exists
             self._tb = None
 
-    def report(self, s: Summary, trainer_stats: dict[str, float] | None = None) -> None:
+    def report(self, s: Summary) -> None:
         """Record one tick; print if the interval passed."""
-        self._csv.writerow(
-            [f"{s.wall_seconds:.2f}", s.env_frames, f"{s.frames_per_second:.1f}", s.train_steps, s.policy_version,
-             "" if s.mean_return is None else f"{s.mean_return:.2f}", s.episodes, s.dropped_messages,
-             s.non_finite_env_values, s.non_finite_samples, s.skipped_updates]
-        )
+        values = scalars(s)
+        self._csv.writerow({k: _cell(v) for k, v in values.items()})
         self._csv_file.flush()
         if self._tb is not None:
             step = s.env_frames
-            self._tb.add_scalar("env/frames_per_second", s.frames_per_second, step)
-            self._tb.add_scalar("train/steps", s.train_steps, step)
-            self._tb.add_scalar("train/policy_version", s.policy_version, step)
-            if s.mean_return is not None:
-                self._tb.add_scalar("env/mean_return", s.mean_return, step)
-            self._tb.add_scalar("health/dropped_messages", s.dropped_messages, step)
-            self._tb.add_scalar("health/non_finite_env_values", s.non_finite_env_values, step)
-            self._tb.add_scalar("health/non_finite_samples", s.non_finite_samples, step)
-            self._tb.add_scalar("health/skipped_updates", s.skipped_updates, step)
-            for k, v in (trainer_stats or {}).items():
-                self._tb.add_scalar(f"train/{k}", v, step)
+            for stat in STATS:
+                value = values.get(stat.name)
+                if stat.tb is not None and value is not None:
+                    self._tb.add_scalar(stat.tb, value, step)
+            for key, value in s.learner.items():
+                if key not in LEARNER_KEYS:  # what a learner adds beyond the table (PPG, IMPALA)
+                    self._tb.add_scalar(f"losses/{key}", value, step)
         if not self.quiet and s.wall_seconds - self._last_print >= self.interval:
             self._last_print = s.wall_seconds
             self.stream.write(format_line(s) + "\n")
@@ -64,6 +66,22 @@ class ProgressReporter:
         self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="") as f:
+            return next(csv.reader(f), [])
+    except FileNotFoundError:
+        return []
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return ""
+    if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return f"{value:.8g}"
 
 
 def format_line(s: Summary) -> str:

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 from srl_runtime.config.experiment import RLExperiment
+from srl_runtime.config.roles import START_ORDER, worker_counts
 from srl_runtime.launcher.local import prepare_run_dir
 from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.memory import MemoryNameRecords
-from srl_runtime.workers import Worker, WorkerContext, make_worker, worker_counts
+from srl_runtime.workers import Worker, WorkerContext, make_worker
 
 SERIAL_SAMPLE_QUEUE = 256
 
@@ -30,9 +31,9 @@ def run_serial(
     root = keys.experiment_root(experiment.metadata.name, experiment.metadata.namespace)
     monitor = ExperimentMonitor(nr, root, experiment.spec.stop, state_file=run_dir / "state.json", resume=resume)
     workers: list[Worker] = []
-    for role in ("trainer", "policy", "eval", "actor"):
+    for role in START_ORDER:
         for i in range(worker_counts(experiment.spec)[role]):
-            w = make_worker(WorkerContext(experiment, role, i, nr, run_dir))
+            w = make_worker(WorkerContext(experiment, role, i, nr, run_dir, blocking_waits=False))
             w.start()
             workers.append(w)
     next_tick = 0.0

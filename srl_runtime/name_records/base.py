@@ -25,6 +25,7 @@ class NameRecords(abc.ABC):
 
     def __init__(self) -> None:
         self._owned: dict[str, tuple[str, float | None]] = {}  # name -> (value, ttl) we keep alive
+        self._written: dict[str, float] = {}  # name -> monotonic time of our last write of it
         self._delete_on_exit: set[str] = set()
         self._owned_lock = threading.Lock()
         self._keepalive_thread: threading.Thread | None = None
@@ -43,6 +44,11 @@ class NameRecords(abc.ABC):
     @abc.abstractmethod
     def _delete(self, name: str) -> bool: ...
 
+    def _put_and_get(self, name: str, value: str, ttl: float | None, replace: bool, read: str) -> str | None:
+        """_put, then _get(read); backends with round trips override it to send both at once."""
+        self._put(name, value, ttl, replace)
+        return self._get(read)
+
     def _refresh(self, name: str, value: str, ttl: float) -> None:
         """Extend an entry's life; backends with native TTLs may override."""
         self._put(name, value, ttl, replace=True)
@@ -58,10 +64,41 @@ class NameRecords(abc.ABC):
         delete_on_exit: bool = True,
     ) -> None:
         """Add `name` = `value`; with keepalive_ttl the entry expires unless this client lives."""
+        self._add(name, value, keepalive_ttl, replace, delete_on_exit, read=None)
+
+    def add_and_get(
+        self,
+        name: str,
+        value: str,
+        *,
+        read: str,
+        keepalive_ttl: float | None = None,
+        replace: bool = False,
+        delete_on_exit: bool = True,
+    ) -> str | None:
+        """`add(name, value, ...)`, then the value under `read` (None if absent), in one round trip
+        where the backend has round trips (Redis: one pipeline). A worker's progress write and its
+        stop-flag read travel together this way, once a second."""
+        return self._add(name, value, keepalive_ttl, replace, delete_on_exit, read=_norm(read))
+
+    def _add(
+        self,
+        name: str,
+        value: str,
+        keepalive_ttl: float | None,
+        replace: bool,
+        delete_on_exit: bool,
+        read: str | None,
+    ) -> str | None:
         name = _norm(name)
         # Under the lock so a keep-alive refresh can never re-write an older value over this one.
         with self._owned_lock:
-            self._put(name, value, keepalive_ttl, replace)
+            if read is None:
+                self._put(name, value, keepalive_ttl, replace)
+                found = None
+            else:
+                found = self._put_and_get(name, value, keepalive_ttl, replace, read)
+            self._written[name] = time.monotonic()
             if keepalive_ttl is not None:
                 self._owned[name] = (value, keepalive_ttl)
             else:
@@ -72,6 +109,11 @@ class NameRecords(abc.ABC):
                 self._delete_on_exit.discard(name)
         if keepalive_ttl is not None:
             self._ensure_keepalive(keepalive_ttl)
+        self._added(name, value, keepalive_ttl)
+        return found
+
+    def _added(self, name: str, value: str, keepalive_ttl: float | None) -> None:  # noqa: B027 - optional hook
+        """Called after every add; backends that track more per entry override it."""
 
     def add_subentry(self, name: str, value: str, *, keepalive_ttl: float | None = None) -> str:
         """Add a uniquely named child of `name`; returns the child's full name."""
@@ -114,6 +156,7 @@ class NameRecords(abc.ABC):
         name = _norm(name)
         with self._owned_lock:
             self._owned.pop(name, None)
+            self._written.pop(name, None)
             self._delete_on_exit.discard(name)
         if not self._delete(name):
             raise NameEntryNotFound(name)
@@ -123,6 +166,7 @@ class NameRecords(abc.ABC):
         for name in self.find_subtree(name_root):
             with self._owned_lock:
                 self._owned.pop(name, None)
+                self._written.pop(name, None)
                 self._delete_on_exit.discard(name)
             self._delete(name)
 
@@ -132,6 +176,7 @@ class NameRecords(abc.ABC):
             names = list(self._delete_on_exit)
             self._delete_on_exit.clear()
             self._owned.clear()
+            self._written.clear()
         for name in names:
             try:
                 self._delete(name)
@@ -146,6 +191,14 @@ class NameRecords(abc.ABC):
             self._keepalive_thread.join(timeout=5)
 
     # ---- keep-alive
+    def _due_for_refresh(self, name: str, period: float) -> bool:
+        """True unless `name` was written within the last `period` s (call under _owned_lock).
+
+        An entry re-written by its owner anyway (a worker's progress, every second) costs the
+        keep-alive nothing: it still has more than ttl - period to live at the next keep-alive tick.
+        """
+        return time.monotonic() - self._written.get(name, -float("inf")) >= period
+
     def _ensure_keepalive(self, ttl: float) -> None:
         if self._keepalive_thread is None or not self._keepalive_thread.is_alive():
             self._keepalive_thread = threading.Thread(
@@ -164,8 +217,9 @@ class NameRecords(abc.ABC):
                 try:
                     with self._owned_lock:
                         current = self._owned.get(name)
-                        if current is not None and current[1] is not None:
+                        if current is not None and current[1] is not None and self._due_for_refresh(name, period):
                             self._refresh(name, current[0], current[1])
+                            self._written[name] = time.monotonic()
                 except Exception:  # noqa: BLE001 - a backend outage must not kill the worker
                     pass
 

@@ -53,10 +53,7 @@ def stop_flag(root: str) -> str:
 
 
 def experiment_state(root: str) -> str:
-    """JSON summary of the experiment (phase, version, frames/s) written by the controller."""
+    """JSON summary of the experiment (stop reason, version, frames, frames/s, mean return), written by
+    the experiment monitor (launcher/monitor.py: the local launcher, or trainer 0 in a pod); the operator reads it."""
     return f"{root}/state/summary"
 
-
-def worker_command(root: str, role: str, index: int) -> str:
-    """'pause' or 'start' for one worker (absent: run)."""
-    return f"{root}/control/{role}/{index}"

@@ -327,7 +327,7 @@ def _check_data(value: Any, where: str) -> None:
         for k, v in value.items():
             if not isinstance(k, _PLAIN):
                 raise TypeError(f"parameter DB: {where} has a key of type {type(k).__name__}")
-            _check_data(v, f"{where}.{k}")
+            _check_data(v, f"{where}.{k!s}")
         return
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):

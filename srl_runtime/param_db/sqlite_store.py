@@ -1,12 +1,16 @@
 """Embedded metadata store: one SQLite file, shared safely by the processes of a local run.
 
 WAL lets readers proceed while a writer commits; a busy timeout makes concurrent writers wait
-instead of failing. WAL needs shared memory between processes, so the file must be on a local
-filesystem (not NFS): cluster runs use the MongoDB store.
+instead of failing. Opening is different: switching a new file to WAL needs an exclusive lock, and
+two processes that both hold a shared lock while asking for it deadlock, which SQLite reports at once
+as "database is locked" without calling the busy handler. So every process opens the file (journal
+mode, schema) under an flock on a sibling `<file>.open-lock`. WAL needs shared memory between
+processes, so the file must be on a local filesystem (not NFS): cluster runs use the MongoDB store.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -46,13 +50,15 @@ class SQLiteMetadataStore(MetadataStore):
     def _connection(self) -> sqlite3.Connection:
         # A connection must not cross fork(): reopen in a child process.
         if self._conn is None or self._pid != os.getpid():
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough, much faster
-            conn.executescript(_SCHEMA)
+            with open(f"{self.path}.open-lock", "a") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file is closed
+                conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough, faster
+                conn.executescript(_SCHEMA)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 

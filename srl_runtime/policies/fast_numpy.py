@@ -9,9 +9,11 @@ load_state_dict, normaliser updates) are seen without rebuilding.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from srl_runtime.policies.networks import MLP, ActorCritic
 
@@ -23,7 +25,9 @@ def _view(t: torch.Tensor) -> np.ndarray:
 
 
 def _layers(mlp: MLP) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(_view(layer.weight).T, _view(layer.bias)) for layer in mlp.layers]
+    # nn.ModuleList is not generic in torch's stubs: an MLP's layers are nn.Linear.
+    linears = [cast(nn.Linear, layer) for layer in mlp.layers]
+    return [(_view(layer.weight).T, _view(layer.bias)) for layer in linears]
 
 
 class NumpyActorCritic:

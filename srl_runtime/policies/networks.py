@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar, cast
 
 import gymnasium as gym
 import numpy as np
@@ -16,9 +17,13 @@ from srl_runtime.policies.normalizer import RunningMeanStd
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _init(layer: nn.Module, std: float = math.sqrt(2.0)) -> nn.Module:
+Layer = TypeVar("Layer", nn.Linear, nn.Conv2d)
+
+
+def _init(layer: Layer, std: float = math.sqrt(2.0)) -> Layer:
     """Orthogonal weights, zero bias (CleanRL's layer_init)."""
     nn.init.orthogonal_(layer.weight, std)
+    assert layer.bias is not None  # every layer here is built with a bias
     nn.init.zeros_(layer.bias)
     return layer
 
@@ -38,7 +43,9 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = self.act
         for layer in self.layers:
-            x = act(F.linear(x, layer.weight, layer.bias))
+            # nn.ModuleList is not generic in torch's stubs: its items are the nn.Linear layers built above.
+            linear = cast(nn.Linear, layer)
+            x = act(F.linear(x, linear.weight, linear.bias))
         return x
 
 
@@ -118,7 +125,7 @@ class ActorCritic(nn.Module):
             feat = spec.rnn.hidden_size
 
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        if self.discrete:
+        if isinstance(action_space, gym.spaces.Discrete):
             self.actor_head = _init(nn.Linear(feat, int(action_space.n)), 0.01)
             self.log_std = None
             self.act_shape: tuple[int, ...] = ()

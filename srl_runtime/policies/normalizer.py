@@ -9,6 +9,10 @@ from torch import nn
 class RunningMeanStd(nn.Module):
     """Running mean and variance over the leading dims (parallel-variance update, as in baselines)."""
 
+    mean: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    var: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, shape: tuple[int, ...] = (), clip: float = 10.0, eps: float = 1e-8) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))

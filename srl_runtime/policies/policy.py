@@ -30,6 +30,8 @@ class Policy:
         self.device = torch.device(device)
         self.module = ActorCritic(observation_space, action_space, spec, critic_obs_space).to(self.device)
         self.centralized = self.module.centralized
+        # The version of the parameters it holds (0: the initial ones, never published). The one owner
+        # of the number: changed only by `load_state` (what was loaded) and `advance_version` (publishing).
         self.version = 0
         self.recurrent = self.module.rnn is not None
         self.rnn_state_size = self.module.rnn_size
@@ -99,6 +101,11 @@ class Policy:
     def get_state(self) -> dict[str, Any]:
         """A CPU copy of the module state (weights + normalisers), safe to torch.save or send."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+
+    def advance_version(self) -> int:
+        """A new version number for the parameters as they are now (a trainer publishing them); returns it."""
+        self.version += 1
+        return self.version
 
     def load_state(self, state: dict[str, Any], version: int) -> None:
         """Load a state from get_state and take its version number."""

@@ -23,6 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from srl_runtime.api.env import space_shape
 from srl_runtime.config.experiment import ExperimentSpec
 from srl_runtime.streams.wire import Arrays, MalformedMessage
 
@@ -168,7 +169,7 @@ def stream_schema(
     flag = ArraySpec(np.dtype(bool), ())
     extra = {"rnn_state": rnn_state} if hidden else {}
     if spec.policy.centralized_value and critic_obs_space is not None:  # multi-agent: the critic's own input
-        extra["critic_obs"] = ArraySpec(f32, tuple(critic_obs_space.shape), finite=True)
+        extra["critic_obs"] = ArraySpec(f32, space_shape(critic_obs_space), finite=True)
     actors = spec.actors
     rows = actors.envs_per_slot * agents_per_env
     return StreamSchema(
@@ -180,7 +181,7 @@ def stream_schema(
         },  # fmt: skip
         max_request_rows=rows,
         sample_columns=rows,
-        sample_length=actors.burn_in + actors.sample_steps + actors.bootstrap_steps,
+        sample_length=actors.piece_length,
         episodes=actors.full_trajectory,
         max_episode_length=actors.max_episode_length,
     )

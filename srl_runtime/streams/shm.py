@@ -81,7 +81,9 @@ class OwnedSegment:
         self.name = f"srl_{os.getpid()}_{uuid.uuid4().hex[:10]}"
         self._shm = shared_memory.SharedMemory(name=self.name, create=True, size=size)
         self.size = size
-        self.buf: memoryview = self._shm.buf
+        buf = self._shm.buf
+        assert buf is not None  # typeshed: None only once closed
+        self.buf: memoryview = buf
 
     def write(self, arrays: Arrays, start: int = 0) -> tuple[list[list[Any]], int]:
         """Copy arrays in from `start`; returns (layout, end offset). ValueError if they don't fit."""

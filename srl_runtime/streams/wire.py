@@ -105,15 +105,15 @@ def encode_header(kind: str, meta: dict[str, Any], specs: list[list[Any]]) -> by
     return PREFIX + body
 
 
-def encode(kind: str, meta: dict[str, Any], arrays: Arrays) -> list[bytes | memoryview | np.ndarray]:
+def encode(kind: str, meta: dict[str, Any], arrays: Arrays) -> list[bytes | memoryview]:
     """Frames to send with `send_multipart(frames, copy=False)`; arrays are not copied.
 
     The arrays' memory is handed to ZMQ as is: don't write into them until the message is gone.
     """
     specs, prepared = array_specs(arrays)
-    frames: list[bytes | memoryview | np.ndarray] = [encode_header(kind, meta, specs)]
+    frames: list[bytes | memoryview] = [encode_header(kind, meta, specs)]
     # 0-d and empty arrays still have a (possibly empty) buffer; memoryview keeps zmq happy with both
-    frames.extend(memoryview(a).cast("B") if a.size else b"" for a in prepared)
+    frames.extend(a.data.cast("B") if a.size else b"" for a in prepared)
     return frames
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from srl_runtime.config.roles import ROLES, restart_limit, worker_counts
 from srl_runtime.workers.base import PollResult, Worker, WorkerContext
-
-ROLES = ("trainer", "policy", "actor", "eval")
 
 
 def make_worker(ctx: WorkerContext) -> Worker:
@@ -26,22 +25,6 @@ def make_worker(ctx: WorkerContext) -> Worker:
 
         return EvaluationWorker(ctx)
     raise ValueError(f"unknown worker role {ctx.role!r}; expected one of {ROLES}")
-
-
-def worker_counts(spec) -> dict[str, int]:  # noqa: ANN001 - ExperimentSpec, imported lazily by callers
-    """How many workers of each role an experiment runs."""
-    return {
-        "trainer": spec.trainers.replicas,
-        "policy": spec.policy_workers.replicas,
-        "actor": spec.actors.replicas,
-        "eval": 1 if spec.evaluation.enabled else 0,
-    }
-
-
-def restart_limit(spec, role: str) -> int:  # noqa: ANN001 - ExperimentSpec
-    """Restarts one worker of `role` may have before the run fails (spec.<role>.restartLimit)."""
-    block = {"trainer": spec.trainers, "policy": spec.policy_workers, "actor": spec.actors, "eval": spec.evaluation}
-    return int(block[role].restart_limit)
 
 
 __all__ = ["ROLES", "PollResult", "Worker", "WorkerContext", "make_worker", "restart_limit", "worker_counts"]

@@ -1,9 +1,13 @@
-"""The one worker lifecycle: configure, start, pause, exit, and a poll loop with per-poll stats.
+"""The one worker lifecycle: configure, start, exit, and a poll loop with per-poll stats.
 
 A worker is driven either by its own loop (`run`, one process per worker) or by a serial runner that
 calls `poll_once` on several workers in turn (tests, single-process runs). Control goes through the
 name records, so the same worker obeys a local launcher and a Kubernetes operator alike: the stop
-flag ends every worker; a per-worker command key can pause and resume it.
+flag ends every worker. What a worker sends to the name records, per `progress_interval` (1 s):
+one round trip that writes its progress and reads the stop flag (`add_and_get`; on Redis one
+pipeline: SET with the keep-alive TTL, ZADD to the name index, GET of the stop flag). Stream
+clients also re-read their peers (discovery.py). bench/nrload/worker_commands.json lists this per
+role for the load generator; tests/integration/test_name_records_redis.py checks it against a worker.
 """
 
 from __future__ import annotations
@@ -15,14 +19,22 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.ports import ListenPorts
+from srl_runtime.config.roles import Role, seed_offset
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.base import NameRecords
 
 log = logging.getLogger(__name__)
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closeable)
 
 
 @dataclass
@@ -30,13 +42,15 @@ class WorkerContext:
     """Everything a worker needs to know about where it runs."""
 
     experiment: RLExperiment
-    role: str
+    role: Role
     index: int
     name_records: NameRecords
     run_dir: Path
     host: str = "127.0.0.1"
     ports: ListenPorts = field(default_factory=ListenPorts)  # TCP ports to bind on `host` (0: any)
     advertise_host: str | None = None  # the name peers connect to instead of `host` (a pod's DNS name)
+    distributed: bool = False  # workers on separate hosts (`srl worker`, pods): streams over TCP by default
+    blocking_waits: bool = True  # False in serial mode: one thread polls every worker, so none may wait on another
 
     def tcp_endpoint(self, port: int) -> dict[str, Any]:
         """Keyword arguments of a TCP stream server: the port to bind and the host to advertise."""
@@ -50,8 +64,7 @@ class WorkerContext:
     @property
     def seed(self) -> int:
         """A per-worker seed derived from the experiment seed."""
-        offsets = {"actor": 0, "policy": 10_000, "trainer": 20_000, "eval": 30_000}
-        return self.experiment.spec.seed * 100_003 + offsets.get(self.role, 40_000) + self.index
+        return self.experiment.spec.seed * 100_003 + seed_offset(self.role) + self.index
 
 
 @dataclass
@@ -78,7 +91,7 @@ class Worker(abc.ABC):
     """Base of actor, policy, trainer and evaluation workers."""
 
     role: str = "worker"
-    progress_interval = 1.0  # seconds between progress publications and control checks
+    progress_interval = 1.0  # seconds between progress publications and stop-flag checks
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
@@ -90,6 +103,7 @@ class Worker(abc.ABC):
         self.exit_reason: str | None = None
         self._stop_reason: str | None = None  # set when the stop flag is seen; exit happens at the top
         self.metrics: Any = None  # a MetricsExporter when the worker serves Prometheus metrics
+        self._owned: list[Closeable] = []  # what configure opened; closed in reverse order on exit
 
     # ---- lifecycle
     def configure(self) -> None:
@@ -99,13 +113,9 @@ class Worker(abc.ABC):
             self._configured = True
 
     def start(self) -> None:
-        """Begin (or resume) polling."""
+        """Begin polling."""
         self.configure()
         self._running = True
-
-    def pause(self) -> None:
-        """Stop polling but keep every resource."""
-        self._running = False
 
     def exit(self, reason: str = "exit") -> None:
         """Release resources; the loop returns."""
@@ -115,8 +125,22 @@ class Worker(abc.ABC):
         self.exit_reason = reason
         try:
             self._on_exit()
+            self._close_owned()
         finally:
             self._publish_progress(final=True)
+
+    def _own(self, resource: C) -> C:
+        """Close `resource` on exit (after `_on_exit`, in the reverse order of `_own` calls); returns it."""
+        self._owned.append(resource)
+        return resource
+
+    def _close_owned(self) -> None:
+        while self._owned:
+            resource = self._owned.pop()
+            try:
+                resource.close()
+            except Exception as err:  # noqa: BLE001 - closing on the way out; close the rest
+                log.warning("%s %d: closing %s failed: %s", self.role, self.ctx.index, type(resource).__name__, err)
 
     @property
     def exiting(self) -> bool:
@@ -154,9 +178,7 @@ class Worker(abc.ABC):
         now = time.monotonic()
         if now >= self._next_progress:
             self._next_progress = now + self.progress_interval
-            self._check_control()
-            if self._stop_reason is None:
-                self._publish_progress()
+            self._publish_progress(check_stop=True)
         if self._stop_reason is not None and not self._exiting:
             self.exit(self._stop_reason)
         if self._exiting or not self._running:
@@ -184,23 +206,22 @@ class Worker(abc.ABC):
             if not self._exiting:
                 self.exit("error")
 
-    # ---- control and progress through name records
-    def _check_control(self) -> None:
-        nr, root = self.ctx.name_records, self.ctx.root
+    # ---- the stop flag and progress through name records
+    def _check_stop_flag(self) -> None:
+        """One GET of the stop flag, for a worker blocked inside a poll (waiting on a peer); the
+        poll loop reads it along with the progress write instead (`_publish_progress`)."""
         try:
-            stop = _get_or_none(nr, keys.stop_flag(root))
-            command = _get_or_none(nr, keys.worker_command(root, self.role, self.ctx.index))
+            stop = _get_or_none(self.ctx.name_records, keys.stop_flag(self.ctx.root))
         except Exception as err:  # noqa: BLE001 - a name-record outage must not kill a worker
             log.warning("%s %d: name records unreachable (%s); continuing", self.role, self.ctx.index, err)
             return
+        self._note_stop_flag(stop)
+
+    def _note_stop_flag(self, stop: str | None) -> None:
         if stop is not None and self._stop_reason is None:
             # Only note it: exit closes resources, which must not happen under a poll in progress.
             log.info("%s %d: stop flag set (%s)", self.role, self.ctx.index, stop)
             self._stop_reason = f"stop: {stop}"
-        elif command == "pause" and self._running:
-            self.pause()
-        elif command == "start" and not self._running:
-            self.start()
 
     def fail_run(self, reason: str, timeout: float = 30.0) -> None:
         """End the whole run with `reason` (e.g. 'failed: ...'): set the stop flag unless one is set.
@@ -225,7 +246,8 @@ class Worker(abc.ABC):
         if self._stop_reason is None:
             self._stop_reason = f"stop: {reason}"
 
-    def _publish_progress(self, final: bool = False) -> None:
+    def _publish_progress(self, final: bool = False, check_stop: bool = False) -> None:
+        """Write this worker's progress; with check_stop, read the stop flag in the same round trip."""
         body = {
             "role": self.role,
             "index": self.ctx.index,
@@ -240,17 +262,20 @@ class Worker(abc.ABC):
         }
         if self.metrics is not None:
             self.metrics.update(body)
+        nr, name = self.ctx.name_records, keys.worker_progress(self.ctx.root, self.role, self.ctx.index)
+        ttl = self.ctx.experiment.spec.name_records.keepalive_ttl
+        # The last progress outlives the worker (delete_on_exit=False) so the launcher can read final totals.
         try:
-            self.ctx.name_records.add(
-                keys.worker_progress(self.ctx.root, self.role, self.ctx.index),
-                json.dumps(body),
-                keepalive_ttl=self.ctx.experiment.spec.name_records.keepalive_ttl,
-                replace=True,
-                # The last progress outlives the worker so the launcher can read final totals.
-                delete_on_exit=False,
-            )
-        except Exception as err:  # noqa: BLE001 - progress is best effort
-            log.debug("progress publish failed: %s", err)
+            if check_stop:
+                stop = nr.add_and_get(
+                    name, json.dumps(body), read=keys.stop_flag(self.ctx.root), keepalive_ttl=ttl,
+                    replace=True, delete_on_exit=False,
+                )  # fmt: skip
+                self._note_stop_flag(stop)
+            else:
+                nr.add(name, json.dumps(body), keepalive_ttl=ttl, replace=True, delete_on_exit=False)
+        except Exception as err:  # noqa: BLE001 - a name-record outage must not kill a worker
+            log.warning("%s %d: name records unreachable (%s); continuing", self.role, self.ctx.index, err)
 
 
 def _get_or_none(nr: NameRecords, name: str) -> str | None:

@@ -15,8 +15,9 @@ import numpy as np
 from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
-from srl_runtime.workers.base import PollResult, Worker
+from srl_runtime.workers.base import PollResult, Worker, WorkerContext
 from srl_runtime.workers.placement import set_torch_threads
+from srl_runtime.workers.setup import ProgressSources
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +27,23 @@ class EvaluationWorker(Worker):
 
     role = "eval"
 
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        self.spec = ctx.experiment.spec.evaluation
+        self.sources = ProgressSources()
+        self.last_version = -1
+        self.results: list[dict[str, Any]] = []
+
     def _configure(self) -> None:
         spec = self.ctx.experiment.spec
-        self.spec = spec.evaluation
         set_torch_threads(1)
-        self.envs = make_env_batch(spec.environment, 1, seed=self.ctx.seed)
+        self.envs = self._own(make_env_batch(spec.environment, 1, seed=self.ctx.seed))
         self.policy = Policy(
             self.envs.observation_space, self.envs.action_space, spec.policy, device=self.spec.device,
             critic_obs_space=self.envs.critic_obs_space,
         )  # fmt: skip
-        self.param_db = make_parameter_db(spec.parameter_db, self.ctx.run_dir)
+        self.param_db = self.sources.param_db = self._own(make_parameter_db(spec.parameter_db, self.ctx.run_dir))
         self._next = time.monotonic()
-        self.last_version = -1
-        self.results: list[dict[str, Any]] = []
 
     def _poll(self) -> PollResult:
         now = time.monotonic()
@@ -78,7 +83,7 @@ class EvaluationWorker(Worker):
         while len(returns) < episodes and not self.stop_requested:
             if time.monotonic() >= next_check:  # the stop flag, even in the middle of a long episode
                 next_check = time.monotonic() + self.progress_interval
-                self._check_control()
+                self._check_stop_flag()
             critic_obs = self.envs.critic_obs() if self.policy.centralized else None
             out = self.policy.rollout(obs, state if self.policy.recurrent else None, deterministic=True, critic_obs=critic_obs)
             step = self.envs.step(out["action"])
@@ -90,14 +95,8 @@ class EvaluationWorker(Worker):
             returns.extend(step.episode_returns)
         return returns, steps
 
-    def _on_exit(self) -> None:
-        for closer in (getattr(self, "envs", None), getattr(self, "param_db", None)):
-            if closer is not None:
-                closer.close()
-
     def progress(self) -> dict[str, Any]:
-        results = getattr(self, "results", [])
         return {
-            "eval": results[-1] if results else None,
-            "rejected_checkpoints": getattr(getattr(self, "param_db", None), "rejected_checkpoints", 0),
+            "eval": self.results[-1] if self.results else None,
+            "rejected_checkpoints": self.sources.param_db.rejected_checkpoints,
         }

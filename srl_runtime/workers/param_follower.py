@@ -18,8 +18,12 @@ class ParameterFollower:
         self.param_db = param_db
         self.policy = policy
         self.interval = interval
-        self.version = -1
         self._next = 0.0
+
+    @property
+    def version(self) -> int:
+        """The version the policy holds (its own: `Policy.version`)."""
+        return self.policy.version
 
     def maybe_pull(self) -> None:
         """Pull if the interval passed and a newer version exists (a cheap tag read otherwise)."""
@@ -27,7 +31,12 @@ class ParameterFollower:
         if now < self._next:
             return
         self._next = now + self.interval
-        latest = self.param_db.latest_version()
+        self.pull()
+
+    def pull(self, latest: int | None = None) -> None:
+        """Load the newest version now if it is newer (`latest`: the DB's latest version, if just read)."""
+        if latest is None:
+            latest = self.param_db.latest_version()
         if latest is None or latest <= self.version:
             return
         try:
@@ -36,4 +45,3 @@ class ParameterFollower:
             log.debug("param pull failed: %s", err)
             return
         self.policy.load_state(ckpt.state["policy"], ckpt.version)
-        self.version = ckpt.version

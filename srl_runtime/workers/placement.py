@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
-from srl_runtime.config import worker_env
 from srl_runtime.config.experiment import ExperimentSpec
 
 
-def distributed() -> bool:
-    """True when workers run on separate hosts (set by `srl worker` / pods)."""
-    return os.environ.get(worker_env.DISTRIBUTED, "") == "1"
-
-
-def inference_kind(spec: ExperimentSpec) -> str:
-    """inline without policy workers; else shm on one host, zmq across hosts, unless the spec pins it."""
+def inference_kind(spec: ExperimentSpec, distributed: bool) -> str:
+    """inline without policy workers; else shm on one host, zmq when workers run on separate hosts
+    (`distributed`: `srl worker`, pods), unless the spec pins it."""
     if spec.streams.inference != "auto":
         return spec.streams.inference
     if spec.policy_workers.replicas == 0:
         return "inline"
-    return "zmq" if distributed() else "shm"
+    return "zmq" if distributed else "shm"
 
 
-def sample_kind(spec: ExperimentSpec) -> str:
-    """shm on one host, zmq across hosts, unless the spec pins it."""
+def sample_kind(spec: ExperimentSpec, distributed: bool) -> str:
+    """shm on one host, zmq when workers run on separate hosts, unless the spec pins it."""
     if spec.streams.sample != "auto":
         return spec.streams.sample
-    return "zmq" if distributed() else "shm"
+    return "zmq" if distributed else "shm"
 
 
 def set_torch_threads(threads: int) -> None:

@@ -39,6 +39,7 @@ class SampleBuffer:
         self.max_staleness = max_staleness
         self.pieces: collections.deque[Piece] = collections.deque()
         self.dropped_stale = 0
+        self.dropped_stale_columns = 0  # trajectory columns in those pieces
         self.dropped_overflow = 0
         self.dropped_shape = 0
         self._length: int | None = None
@@ -61,6 +62,7 @@ class SampleBuffer:
         """Forget pieces more than max_staleness versions behind."""
         keep = collections.deque(p for p in self.pieces if current_version - p.version <= self.max_staleness)
         self.dropped_stale += len(self.pieces) - len(keep)
+        self.dropped_stale_columns += sum(p.columns for p in self.pieces) - sum(p.columns for p in keep)
         self.pieces = keep
 
     @property

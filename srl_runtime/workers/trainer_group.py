@@ -64,16 +64,16 @@ class TrainerGroup:
 
     def average_gradients(self, module: nn.Module) -> None:
         """One flat all-reduce of every gradient, divided by the group size."""
-        params = [p for p in module.parameters() if p.grad is not None]
-        if not params:
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if not grads:
             return
-        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
         flat /= self.world_size
         offset = 0
-        for p in params:
-            n = p.grad.numel()
-            p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[offset : offset + n].view_as(g))
             offset += n
 
     def mean(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ import numpy as np
 
 
 class TrajectoryBuffer:
-    """Fixed-length rolling buffer of named arrays; `append` writes row t, `full` says when to send."""
+    """Fixed-length rolling buffer of named arrays: `write` fills row t, `advance` moves on, `full` says
+    when to send, `roll` carries the overlap to the front."""
 
     def __init__(self, length: int, carry: int, specs: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
         if not 0 <= carry < length:
@@ -41,6 +42,10 @@ class TrajectoryBuffer:
             for arr in self.arrays.values():
                 arr[: self.carry] = arr[self.length - self.carry :]
         self.t = self.carry
+
+    def restart(self) -> None:
+        """Start the next piece from row 0, carrying nothing (the piece was sent without overlap)."""
+        self.t = 0
 
 
 class EpisodeBuffer:

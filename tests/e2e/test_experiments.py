@@ -13,13 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import prom_lint
 import pytest
+import tb_events
 import yaml
 from rlx import Experiment, LogFollower, eventually, metric_values, redis_restarts, scrape
 
 from srl_runtime.config.ports import METRICS_PORT
 
-pytestmark = pytest.mark.e2e
+# pytest-timeout is only a backstop here: each test's own waits (Running within 300 s, then
+# RUN_TIMEOUT) say what must hold, and the first test also pays for bringing the node up (images
+# imported into containerd: 190 s measured on a loaded machine), which pytest-timeout counts too.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 600  # seconds from apply to Succeeded for one experiment on 2 shared cores
@@ -105,6 +110,13 @@ def test_distributed_example_reaches_its_target(e2e_cluster: Any, srl_namespace:
             text = eventually(lambda p=pod: _try_scrape(e2e_cluster, p), 90, f"metrics of {pod['metadata']['name']}")
             assert 'role="' + role + '"' in text, text[:500]
             scraped[pod["metadata"]["name"]] = len(text.splitlines())
+    # Learner statistics on a real trainer pod, by the Prometheus conventions.
+    trainer0 = next(p for p in exp.running_pods("trainer") if p["metadata"]["name"] == f"{exp.name}-trainer-0")
+    stats = eventually(
+        lambda: (t := _try_scrape(e2e_cluster, trainer0)) is not None and "srl_policy_loss{" in t and t,
+        180, "learner statistics on trainer-0's /metrics",
+    )  # fmt: skip
+    assert not prom_lint.problems(stats), prom_lint.problems(stats)
     policy_log = exp.logs(f"{exp.name}-policy-0")
     service_name = f"{exp.name}-policy-0.{exp.name}-policy.{srl_namespace}.svc"
     assert f"inference server 0 listening on tcp://{service_name}:7100" in policy_log, policy_log[-2000:]
@@ -114,9 +126,24 @@ def test_distributed_example_reaches_its_target(e2e_cluster: Any, srl_namespace:
         log = exp.logs(f"{exp.name}-trainer-{i}")
         assert "joining gloo process group" in log, log[-1500:]
     assert_redis_untouched(exp, redis)
+    # Trainer 0 wrote TensorBoard event files into the run directory on the experiment's volume.
+    run_dir = _run_dir_on_this_host(e2e_cluster, exp)
+    if run_dir is not None:
+        tags = tb_events.scalars(run_dir / "tensorboard")
+        assert {"losses/policy_loss", "losses/value_loss", "charts/learning_rate"} <= tags.keys(), sorted(tags)
     print(f"\ndistributed: Succeeded after {exp.elapsed():.0f}s, meanReturn {done['meanReturn']:.1f}, "
           f"trainSteps {done.get('trainSteps')}, scraped {len(scraped)} workers "
           f"({min(scraped.values())}-{max(scraped.values())} lines)")  # fmt: skip
+
+
+def _run_dir_on_this_host(cluster: Any, exp: Experiment) -> Path | None:
+    """The experiment's run directory on its volume, when the volume is a local PV of this host's
+    node (None on another cluster)."""
+    claim = cluster.kubectl_json("get", "pvc", f"{exp.name}-params", "-n", exp.namespace)
+    pv = cluster.kubectl_json("get", "pv", claim["spec"]["volumeName"])
+    local = (pv["spec"].get("local") or pv["spec"].get("hostPath") or {}).get("path")
+    path = Path(local) / exp.name / "run" if local else None
+    return path if path is not None and path.is_dir() else None
 
 
 def _try_scrape(cluster: Any, pod: dict[str, Any]) -> str | None:
@@ -124,7 +151,7 @@ def _try_scrape(cluster: Any, pod: dict[str, Any]) -> str | None:
         text = scrape(cluster, pod, METRICS_PORT)
     except AssertionError:
         return None
-    # Gauges are declared at start-up; a worker's series appear with its first progress report.
+    # A worker's series (and their families) appear with its first progress report.
     return text if 'role="' in text else None
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -16,6 +20,7 @@ from srl_runtime.name_records.factory import make_name_records
 from srl_runtime.name_records.redis_backend import RedisNameRecords
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -44,6 +49,32 @@ def test_contract(records: RedisNameRecords) -> None:
         records.get("exp/a")
     threading.Timer(0.2, lambda: records.add("exp/late", "here")).start()
     assert records.wait("exp/late", timeout=5, poll_interval=0.02) == "here"
+
+
+def test_add_and_get_and_subtree_rereads(records: RedisNameRecords, redis_server: RedisServer) -> None:
+    """add_and_get keeps add's contract (memory and directory backends: tests/unit); a re-read of a
+    subtree follows names that come, go and expire, although it reuses the last read's names."""
+    assert records.add_and_get("exp/p/0", "a", read="exp/stop", keepalive_ttl=5.0, replace=True) is None
+    raw(redis_server).set("exp/stop", "done")
+    assert records.add_and_get("/exp/p/0/", "b", read="/exp/stop", keepalive_ttl=5.0, replace=True) == "done"
+    with pytest.raises(NameEntryExists):
+        records.add_and_get("exp/p/0", "c", read="exp/stop")
+    assert records.get("exp/p/0") == "b"
+    assert records.get_subtree("exp/p") == ["b"]
+    assert records.get_subtree("exp/p") == ["b"]  # the same names: one round trip
+    records.add("exp/p/1", "one")
+    assert records.get_subtree("exp/p") == ["b", "one"]
+    records.add("exp/p/0", "b2", replace=True)
+    assert records.get_subtree("exp/p") == ["b2", "one"]  # values are re-read, not cached
+    records.delete("exp/p/1")
+    assert records.get_subtree("exp/p") == ["b2"]
+    raw(redis_server).set("exp/p/2", "expiring", px=50)
+    records._client.zadd(records._index, {"exp/p/2": 0})
+    assert records.get_subtree("exp/p") == ["b2", "expiring"]
+    time.sleep(0.1)
+    assert records.get_subtree("exp/p") == ["b2"]
+    assert records.get_subtree("exp/p") == ["b2"]
+    assert records.find_subtree("exp/p") == ["exp/p/0"]
 
 
 def test_ttl_is_a_redis_expiry_and_keepalive_refreshes(
@@ -157,7 +188,7 @@ def test_stop_decided_while_redis_is_down_is_written_when_it_is_back(redis_serve
         records.close()
 
 
-def test_monitor_loop_keeps_retrying_until_the_flag_is_written(redis_server: RedisServer) -> None:
+def test_monitor_loop_keeps_retrying_until_the_flag_is_written(redis_server: RedisServer, tmp_path: Path) -> None:
     """Reads work, writes fail (Redis out of memory): the stop is decided but the flag cannot be set.
     The monitor must neither give up nor return before the flag is there; once writes work it is."""
     from srl_runtime.launcher.single_worker import _monitor_loop
@@ -166,7 +197,7 @@ def test_monitor_loop_keeps_retrying_until_the_flag_is_written(redis_server: Red
     monitor, flag = _monitor(records)
     admin = raw(redis_server)
     stop = threading.Event()
-    thread = threading.Thread(target=_monitor_loop, args=(monitor, stop), daemon=True)
+    thread = threading.Thread(target=_monitor_loop, args=(monitor, stop, tmp_path), daemon=True)
     try:
         admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("maxmemory", "1")  # every write is refused from now on
@@ -239,3 +270,174 @@ def test_operator_reads_the_summary_with_the_password(redis_server: RedisServer)
         summary, err = read_summary(redis_server.address, "cp", "ml", 2.0, password=password)
         assert summary is None and err is not None and redis_server.address in err
         assert "pw-77c1" not in err and (password is None or password not in err)
+
+
+# --------------------------------------------------------------------------- a worker at rest (issue 10, item 4)
+
+
+class CountingProxy:
+    """A loopback TCP proxy in front of Redis that counts, per client connection, the round trips
+    (each burst the client writes before it waits for replies) and the commands (RESP arrays)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.upstream = ("127.0.0.1", server.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.lock = threading.Lock()
+        self.counting = False
+        self.trips = 0
+        self.commands: collections.Counter[str] = collections.Counter()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def start_counting(self) -> None:
+        with self.lock:
+            self.counting, self.trips = True, 0
+            self.commands.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            threading.Thread(target=self._client_to_server, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _client_to_server(self, client: socket.socket, upstream: socket.socket) -> None:
+        buf = b""
+        while data := _recv(client):
+            upstream.sendall(data)
+            buf += data
+            names = []
+            while (parsed := _parse_command(buf)) is not None:
+                name, buf = parsed
+                names.append(name)
+            with self.lock:
+                if self.counting and names:
+                    self.trips += 1  # a client waits for its replies after each burst
+                    self.commands.update(names)
+        upstream.close()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        while data := _recv(src):
+            dst.sendall(data)
+        dst.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(1 << 16)
+    except OSError:
+        return b""
+
+
+def _parse_command(buf: bytes) -> tuple[str, bytes] | None:
+    """The name of the first complete RESP command in buf (lower case) and the rest, or None."""
+    end = buf.find(b"\r\n")
+    if end < 0:
+        return None
+    n, pos, args = int(buf[1:end]), end + 2, []
+    for _ in range(n):
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        size = int(buf[pos + 1 : end])
+        if len(buf) < end + 2 + size + 2:
+            return None
+        args.append(buf[end + 2 : end + 2 + size])
+        pos = end + 2 + size + 2
+    return args[0].decode().lower(), buf[pos:]
+
+
+def per_role_rates(role: str) -> tuple[float, dict[str, float]]:
+    """Round trips and commands per second one worker of `role` sends at rest, by
+    bench/nrload/worker_commands.json (what the Go load generator replays)."""
+    spec = json.loads((REPO / "bench" / "nrload" / "worker_commands.json").read_text())
+    trips, commands = 0.0, collections.Counter[str]()
+    for item in spec["roles"][role]["every"]:
+        trips += 1 / item["period_s"]
+        for command in item["trip"]:
+            commands[command[0].lower()] += 1 / item["period_s"]
+    return trips, dict(commands)
+
+
+def test_a_worker_at_rest_sends_what_the_load_generator_replays(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """An idle actor (progress loop plus its two stream peer directories, as its stream clients
+    read them on every poll) sends, per second, exactly the round trips and commands that
+    bench/nrload/worker_commands.json says: one pipeline of SET progress + ZADD + GET stop flag
+    (no per-worker command key, no INFO, no keep-alive re-write of its fresh progress), and each
+    directory re-read every 5 s +-20% as one pipeline of ZRANGEBYLEX + MGET. And it still sees
+    the stop flag within its progress interval."""
+    from srl_runtime.config.load import parse_experiment
+    from srl_runtime.name_records import keys
+    from srl_runtime.streams.discovery import PeerDirectory
+    from srl_runtime.workers.base import PollResult, Worker, WorkerContext
+
+    class IdleActor(Worker):
+        role = "actor"
+
+        def _configure(self) -> None:
+            nr, root = self.ctx.name_records, self.ctx.root
+            self.peers = [
+                PeerDirectory(nr, keys.inference_streams(root), what="inference servers"),
+                PeerDirectory(nr, keys.sample_streams(root), what="sample consumers"),
+            ]
+
+        def _poll(self) -> PollResult:
+            for peers in self.peers:  # what ZmqInferenceClient/ZmqSampleProducer._sync do
+                assert peers.addresses()
+            time.sleep(0.01)  # an actor waiting on its inference server
+            return PollResult()
+
+    exp = parse_experiment(
+        {"metadata": {"name": "rest"}, "spec": {"environment": {"id": "CartPole-v1"}, "stop": {"envFrames": 10}}}
+    )
+    admin = raw(redis_server)
+    proxy = CountingProxy(redis_server)
+    nr = RedisNameRecords(proxy.address, retry_timeout=5)
+    worker = IdleActor(WorkerContext(exp, "actor", 0, nr, tmp_path))
+    root = worker.ctx.root
+    peers = RedisNameRecords(redis_server.address)  # a policy worker and a trainer, not counted
+    peers.add(keys.inference_stream(root, 0), "tcp://10.0.0.1:4100", keepalive_ttl=10.0)
+    peers.add(keys.sample_stream(root, 0), "tcp://10.0.0.2:4200", keepalive_ttl=10.0)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    try:
+        thread.start()
+        time.sleep(1.5)  # start-up reads done; keep-alive ticks every ttl/3 = 3.3 s from here on
+        proxy.start_counting()
+        window = 12.0  # 12 progress round trips, 2-3 reads of each directory
+        time.sleep(window)
+        with proxy.lock:
+            trips, calls = proxy.trips, dict(proxy.commands)
+        print(f"one idle actor in {window} s: {trips} round trips, commands {calls}")
+        want_trips, want = per_role_rates("actor")
+        assert set(calls) == set(want), (calls, want)  # no other command at all
+        progress = {"set", "zadd", "get"}
+        for name in progress:  # once a second, +-1 for the window's edges
+            assert abs(calls[name] - want[name] * window) <= 1, (name, calls, want)
+        for name in set(want) - progress:  # each directory every 4-6 s
+            lo, hi = 2 * int(window / 6), 2 * (int(window / 4) + 1)
+            assert lo <= calls[name] <= hi and abs(calls[name] / window - want[name]) <= 0.2, (name, calls, want)
+        directory_trips = calls["zrangebylex"]  # one per directory read: MGET rides along
+        assert calls["mget"] == directory_trips, calls
+        assert trips == calls["get"] + directory_trips, (trips, calls)  # all pipelined as listed
+        assert abs(trips / window - want_trips) <= 0.25, (trips, want_trips)
+        flagged = time.monotonic()
+        admin.set(keys.stop_flag(root), "wall_seconds")
+        thread.join(timeout=5)
+        latency = time.monotonic() - flagged
+        assert not thread.is_alive() and worker.exit_reason == "stop: wall_seconds"
+        assert latency <= worker.progress_interval + 0.3, latency
+    finally:
+        worker.request_exit("test over")
+        thread.join(timeout=5)
+        nr.close()
+        peers.close()
+        proxy.close()
+        admin.close()

@@ -133,3 +133,31 @@ def test_sqlite_store_shared_by_two_processes(tmp_path: Path) -> None:
     assert s.get(n - 1)["tags"] == ["w0"] and s.get(1000 + n - 1)["tags"] == ["w1000"]
     assert s.query_best()["version"] == 1000 + n - 1
     s.close()
+
+
+_OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from srl_runtime.param_db.sqlite_store import SQLiteMetadataStore
+    start, paths = float(sys.argv[1]), sys.argv[2:]
+    time.sleep(max(0.0, start - time.time()))
+    for p in paths:  # every process opens the same fresh files at the same moment
+        SQLiteMetadataStore(p).close()
+    """
+)
+
+
+def test_processes_opening_a_new_file_at_once_do_not_fail(tmp_path: Path) -> None:
+    """Switching a fresh file to WAL from several processes at once used to fail at once with
+    "database is locked" (the CI run of stop 15): opening is serialised by an flock."""
+    paths = [str(tmp_path / f"meta-{i}.sqlite") for i in range(200)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = str(time.time() + 1.5)  # after every process has imported the store
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _OPENER, start, *paths], stderr=subprocess.PIPE,
+                         text=True, env=env)  # fmt: skip
+        for _ in range(8)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    failed = [e for p, e in zip(procs, errors, strict=True) if p.returncode != 0]
+    assert not failed, f"{len(failed)} of 8 processes failed; first:\n{failed[0][-2000:]}"

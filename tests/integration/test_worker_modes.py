@@ -64,3 +64,4 @@ def test_user_multi_agent_environment(tmp_path: Path) -> None:
 def test_continuous_actions(tmp_path: Path) -> None:
     exp = _experiment("pendulum", environment={"id": "Pendulum-v1"})
     _assert_trained(run_serial(exp, tmp_path))
+

@@ -37,6 +37,16 @@ def test_checked_in_crd_matches_the_models(path: Path) -> None:
     )
 
 
+def test_chart_template_matches_the_models() -> None:
+    path = crd_schema.CHART_CRD_TEMPLATE
+    assert path.read_text() == crd_schema.crd_helm_template(), (
+        f"{path.relative_to(REPO)} differs from the CRD generated from srl_runtime/config/experiment.py; "
+        f"run `{crd_schema.REGENERATE_COMMAND}` and commit the result"
+    )
+    # Helm treats a chart's crds/ specially (installed once, never upgraded): the CRD is a template only.
+    assert not (REPO / "charts" / "srl-operator" / "crds").exists()
+
+
 def _walk(node: Any, path: str = ""):
     if isinstance(node, dict):
         yield path, node
@@ -66,11 +76,26 @@ def test_schema_is_structural() -> None:
 def test_free_form_only_where_the_model_is_free_form() -> None:
     preserved = [p for p, n in _walk(_schema()) if n.get("x-kubernetes-preserve-unknown-fields")]
     assert sorted(preserved) == [
+        ".properties.spec.properties.actors.properties.affinity",
         ".properties.spec.properties.actors.properties.volumes.items.properties.source",
         ".properties.spec.properties.environment.properties.kwargs",
+        ".properties.spec.properties.evaluation.properties.affinity",
+        ".properties.spec.properties.policyWorkers.properties.affinity",
         ".properties.spec.properties.policyWorkers.properties.volumes.items.properties.source",
+        ".properties.spec.properties.trainers.properties.affinity",
         ".properties.spec.properties.trainers.properties.volumes.items.properties.source",
     ]
+
+
+def test_pod_settings_of_every_role() -> None:
+    spec = _schema()["properties"]["spec"]["properties"]
+    for role in ("actors", "policyWorkers", "trainers", "evaluation"):
+        props = spec[role]["properties"]
+        assert props["affinity"]["type"] == "object", role
+        assert props["priorityClassName"]["type"] == "string", role
+        assert props["imagePullSecrets"]["items"]["pattern"].startswith("^[a-z0-9]"), role
+        assert props["podAnnotations"]["additionalProperties"] == {"type": "string", "maxLength": 4096}, role
+        assert props["nodeSelector"]["additionalProperties"]["type"] == "string", role
 
 
 def test_constraints_and_descriptions_carry_over() -> None:

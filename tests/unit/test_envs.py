@@ -206,3 +206,22 @@ def test_atari_episodic_life_ends_learning_episode_not_the_game() -> None:
                 break
     assert life_losses == 4  # Breakout: 5 lives, the 5th loss is the game over that reports a return
     assert s.terminated[0] and len(s.episode_returns) == 1
+
+
+def test_stub_env_has_cartpole_spaces_and_fixed_episodes() -> None:
+    from srl_runtime.envs.stub import STUB_ENV_ID, StubVectorEnv
+
+    spec = EnvironmentSpec(id=STUB_ENV_ID, max_episode_steps=3)
+    with make_env_batch(spec, 5, seed=0) as batch:
+        assert isinstance(batch, VectorEnvBatch) and isinstance(batch.venv, StubVectorEnv)
+        assert batch.observation_space.shape == (4,) and batch.action_space == gym.spaces.Discrete(2)
+        obs = batch.reset()
+        assert obs.shape == (5, 4) and obs.dtype == np.float32
+        steps = [batch.step(np.zeros(5, np.int64)) for _ in range(7)]
+    assert [bool(s.truncated.all()) for s in steps] == [False, False, True, False, False, True, False]
+    assert not any(s.terminated.any() for s in steps)
+    assert steps[2].episode_returns == [3.0] * 5 and steps[2].episode_lengths == [3] * 5
+    single = gym.make(STUB_ENV_ID)  # evaluation builds single envs through the registration
+    single.reset(seed=0)
+    ends = [single.step(0)[3] for _ in range(200)]
+    assert ends.index(True) == 199

@@ -39,7 +39,7 @@ INVALID = [
     (_with("spec.policy.encoder", "transformer"), "spec.policy.encoder: Input should be 'mlp' or 'cnn'"),
     (_with("spec.trainers.replicas", 0), "spec.trainers.replicas: must be >= 1"),
     (_with("spec.stop", {}), "spec.stop: set at least one of"),
-    (_with("spec.actors.ringsize", 2), "spec.actors.ringsize: unknown field"),
+    (_with("spec.actors.ringsize", 2), "spec.actors.ringsize: unknown field (did you mean ringSize?)"),
     (_with("spec.environment", {"id": "CartPole-v1", "entryPoint": "pkg:Env"}), "spec.environment: exactly one of id or entryPoint"),
     (_with("metadata.name", "Not_A_DNS_Label"), "metadata.name: String should match pattern"),
     (_with("spec.streams.inference", "zmq"), "spec.streams.inference: shm/zmq need policyWorkers.replicas >= 1"),
@@ -65,6 +65,45 @@ def test_cli_exits_2_and_prints_the_field(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert code == EXIT_INVALID, f"exit code {code}, stderr: {err}"
     assert "spec.actors.ringSize: must be >= 1" in err, err
+
+
+UNKNOWN = [
+    ("spec.algorithm.ppo.gamma", "discount"),  # other libraries' names for our fields
+    ("spec.algorithm.ppo.lr", "learningRate"),
+    ("spec.algorithm.ppo.gae_lambda", "gaeLambda"),
+    ("spec.algorithm.ppo.lambda", "gaeLambda"),
+    ("spec.algorithm.impala.gamma", "discount"),
+    ("spec.actors.n_envs", "envsPerSlot"),
+    ("spec.actors.ringsize", "ringSize"),  # a case slip
+    ("spec.policyWorkers.batchsize", "batchSize"),
+    ("spec.trainers.bufferCapacty", "bufferCapacity"),  # a typo
+    ("spec.policyWorkers.pullInterval", "paramPullInterval"),  # the field's old name
+    ("spec.parameterDb.mongodb.databse", "database"),
+]
+
+
+@pytest.mark.parametrize("path,field", UNKNOWN, ids=[p for p, _ in UNKNOWN])
+def test_unknown_field_suggests_the_field_meant(path: str, field: str) -> None:
+    with pytest.raises(InvalidExperiment) as info:
+        parse_experiment(_with(path, {"uri": "mongodb://m"} if path.endswith("databse") else 1))
+    problems = [p for p in info.value.problems if p.startswith(path)]
+    assert problems and problems[0].startswith(f"{path}: unknown field"), info.value.problems
+    assert f"{field}?" in problems[0] or f": {field})" in problems[0], problems[0]
+
+
+def test_unknown_field_far_from_every_name_gets_no_guess() -> None:
+    with pytest.raises(InvalidExperiment) as info:
+        parse_experiment(_with("spec.actors.flux", 1))
+    assert info.value.problems == ["spec.actors.flux: unknown field"]
+
+
+def test_validate_suggests_discount_for_gamma(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gamma.yaml"
+    path.write_text(yaml.safe_dump(_with("spec.algorithm", {"ppo": {"gamma": 0.98}})))
+    code = main(["validate", str(path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_INVALID, err
+    assert err.strip().splitlines()[-1].endswith("spec.algorithm.ppo.gamma: unknown field (did you mean discount?)"), err
 
 
 def test_yaml_syntax_error_is_reported(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_impala_step_trains(recurrent: bool) -> None:
     assert 0.0 < stats["clipped_rho_frac"] < 1.0
     changed = [k for k, v in policy.get_state().items() if not torch.equal(v, before[k])]
     assert "actor_head.weight" in changed and "critic_head.weight" in changed and "value_norm.mean" in changed
-    assert learner.train_steps == 1 and policy.version == 1
+    assert learner.train_steps == 1 and policy.version == 0  # versions are the publisher's, not the learner's
 
 
 def test_ppg_runs_an_auxiliary_phase_every_n_policy_steps() -> None:

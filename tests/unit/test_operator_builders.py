@@ -94,7 +94,10 @@ def test_redis_golden() -> None:
                             "name": "redis",
                             "image": "redis:7.2-alpine",
                             # The password from the Secret; the kubelet expands $(REDIS_PASSWORD).
-                            "args": ["--save", "", "--appendonly", "no", "--requirepass", "$(REDIS_PASSWORD)"],
+                            "args": [
+                                "--save", "", "--appendonly", "no", "--maxclients", "10000",
+                                "--requirepass", "$(REDIS_PASSWORD)",
+                            ],  # fmt: skip
                             "env": [
                                 {
                                     "name": "REDIS_PASSWORD",
@@ -126,6 +129,23 @@ def test_redis_golden() -> None:
     shared = OperatorConfig(shared_redis_address="srl-redis.srl-system.svc:6379")
     assert redis_address(exp, shared) == "srl-redis.srl-system.svc:6379"
     assert not needs_redis(exp, shared) and needs_redis(exp, CFG)
+
+
+def test_redis_maxclients_follows_the_experiment_size() -> None:
+    """Two connections per worker plus a margin, in steps of 10,000, never below Redis's 10,000:
+    15,000 actors need more than the default."""
+
+    def maxclients(**spec: Any) -> str:
+        args = redis_deployment(experiment(**spec), CFG)["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args[args.index("--maxclients") + 1]
+
+    assert maxclients() == "10000"
+    assert maxclients(actors={"replicas": 4499}) == "10000"  # 2 x (4,499 + 1 trainer) + 1,000
+    assert maxclients(actors={"replicas": 4500}) == "20000"
+    big = {"actors": {"replicas": 15_000}, "policyWorkers": {"replicas": 32}, "trainers": {"replicas": 8}}
+    assert maxclients(**big) == "40000"  # 2 x 15,040 + 1,000 = 31,080
+    scaled = {**big, "actors": {"replicas": 15_400}}  # a scale within the step: no Redis restart
+    assert redis_deployment(experiment(**big), CFG) == redis_deployment(experiment(**scaled), CFG)
 
 
 def test_redis_auth_secret_golden() -> None:
@@ -403,3 +423,114 @@ def test_actor_cpu_request_comes_from_the_operator_unless_the_spec_sets_one() ->
     assert resources(experiment(), "actor", small) == {"requests": {"cpu": "250m"}}
     assert resources(experiment(actors={"resources": {"cpu": "2"}}), "actor", small) == {"requests": {"cpu": "2"}}
     assert resources(experiment(), "actor") == {"requests": {"cpu": "1"}}
+
+
+AFFINITY = {
+    "podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                "labelSelector": {"matchLabels": {"srl.dev/role": "trainer"}}}}
+        ]
+    }
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("block", "role"), [("actors", "actor"), ("policyWorkers", "policy"), ("trainers", "trainer"), ("evaluation", "eval")])
+def test_pod_settings_per_role(block: str, role: str) -> None:
+    settings = {
+        "affinity": AFFINITY,
+        "priorityClassName": "batch-high",
+        "imagePullSecrets": ["regcred", "mirror.pull"],
+        "podAnnotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false", "srl.dev/template-hash": "forged"},
+        "nodeSelector": {"pool": role},
+        "tolerations": [{"key": "gpu", "operator": "Exists"}],
+    }
+    extra = {"policyWorkers": {"replicas": 1}} if block != "policyWorkers" else {}
+    block_spec = {**settings, **({"replicas": 1} if block == "policyWorkers" else {}), **({"enabled": True} if block == "evaluation" else {})}
+    exp = experiment(**{**extra, block: block_spec})
+    pod = worker_pod(exp, role, 0, CFG)  # type: ignore[arg-type]
+    spec = pod["spec"]
+    assert spec["affinity"] == AFFINITY
+    assert spec["priorityClassName"] == "batch-high"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror.pull"}]
+    assert spec["nodeSelector"] == {"pool": role}
+    assert spec["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert annotations["srl.dev/template-hash"] != "forged" and len(annotations["srl.dev/template-hash"]) == 16
+    # Other roles keep their defaults: the settings are per role.
+    other = next(r for r in ("actor", "trainer") if r != role)
+    other_spec = worker_pod(exp, other, 0, CFG)["spec"]  # type: ignore[arg-type]
+    assert not {"affinity", "priorityClassName", "imagePullSecrets", "nodeSelector", "tolerations"} & set(other_spec)
+    # A pod-settings edit is a spec edit: the pods roll.
+    plain = experiment(**{**extra, **({block: {"replicas": 1}} if block == "policyWorkers" else {}),
+                          **({block: {"enabled": True}} if block == "evaluation" else {})})  # fmt: skip
+    assert worker_pod(plain, role, 0, CFG)["metadata"]["annotations"]["srl.dev/template-hash"] != annotations["srl.dev/template-hash"]  # type: ignore[arg-type]
+
+
+def test_invalid_pod_settings_name_the_field() -> None:
+    from srl_runtime.config.load import InvalidExperiment
+
+    for spec, field in (
+        ({"actors": {"imagePullSecrets": ["Not_A_Name"]}}, "spec.actors.imagePullSecrets"),
+        ({"trainers": {"affinity": "anywhere"}}, "spec.trainers.affinity"),
+        ({"evaluation": {"podAnnotations": {"a": 1}}}, "spec.evaluation.podAnnotations"),
+    ):
+        with pytest.raises(InvalidExperiment) as err:
+            experiment(**spec)
+        assert any(p.startswith(field) for p in err.value.problems), err.value.problems
+
+
+def labelled_experiment(**spec: Any) -> Any:
+    base: dict[str, Any] = {"environment": {"id": "CartPole-v1"}, "stop": {"trainSteps": 100}}
+    base.update(spec)
+    meta = {
+        "name": "cp",
+        "namespace": "ml",
+        "labels": {"team": "rl", "cost-center": "42", "srl.dev/role": "forged", "app.kubernetes.io/managed-by": "Helm"},
+        "annotations": {
+            "owner": "ada@example.com",
+            "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+            "srl.dev/last-handled-configuration": "{...}",
+            "kopf.zalando.org/touch": "x",
+            "meta.helm.sh/release-name": "mine",
+        },
+    }
+    return parse_experiment({"apiVersion": "srl.dev/v1alpha1", "kind": "RLExperiment", "metadata": meta, "spec": base})
+
+
+def test_experiment_labels_and_annotations_reach_every_child() -> None:
+    exp = labelled_experiment(policyWorkers={"replicas": 1}, evaluation={"enabled": True})
+    children = [
+        experiment_configmap(exp), isolation_policy(exp, CFG), parameter_db_pvc(exp, CFG), redis_service(exp),
+        redis_deployment(exp, CFG), redis_auth_secret(exp, "pw"), *zmq_services(exp),
+        *(worker_pod(exp, role, 0, CFG) for role in ("actor", "policy", "trainer", "eval")),
+    ]  # fmt: skip
+    for child in children:
+        assert child is not None
+        metas = [child["metadata"]]
+        if child["kind"] == "Deployment":
+            metas.append(child["spec"]["template"]["metadata"])
+        for meta in metas:
+            where = f"{child['kind']}/{child['metadata']['name']}"
+            labels, annotations = meta["labels"], meta.get("annotations") or {}
+            assert labels["team"] == "rl" and labels["cost-center"] == "42", where
+            # The operator's labels win; bookkeeping annotations stay on the experiment.
+            assert labels["app.kubernetes.io/managed-by"] == "srl-operator", where
+            assert labels.get("srl.dev/role") in (None, "actor", "policy", "trainer", "eval"), where
+            assert labels["srl.dev/experiment"] == "cp", where
+            assert annotations["owner"] == "ada@example.com", where
+            assert not [k for k in annotations if k.startswith(("kubectl.kubernetes.io/", "kopf.", "meta.helm.sh/"))], where
+            assert set(k for k in annotations if k.startswith("srl.dev/")) <= {"srl.dev/template-hash", "srl.dev/document-hash"}, where
+    # The worker document does not carry them: a label edit is no spec edit.
+    assert yaml.safe_load(children[0]["data"]["experiment.yaml"])["metadata"] == {"name": "cp", "namespace": "ml"}
+
+
+def test_experiment_label_edits_do_not_replace_running_children() -> None:
+    """Hashes are taken before the experiment's own metadata is added: new children get the new labels,
+    running workers and Redis are not restarted for a label."""
+    plain, labelled = experiment(), labelled_experiment()
+    key = "srl.dev/template-hash"
+    assert worker_pod(plain, "trainer", 0, CFG)["metadata"]["annotations"][key] == worker_pod(labelled, "trainer", 0, CFG)["metadata"]["annotations"][key]
+    assert redis_deployment(plain, CFG)["metadata"]["annotations"][key] == redis_deployment(labelled, CFG)["metadata"]["annotations"][key]
+    assert worker_pod(plain, "actor", 0, CFG) == worker_pod(experiment(), "actor", 0, CFG)  # no metadata: goldens unchanged

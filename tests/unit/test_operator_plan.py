@@ -39,8 +39,9 @@ def running(exp: Any, role: str, index: int, phase: str = "Running", ready: bool
 def test_fresh_experiment_creates_every_worker() -> None:
     exp = experiment(actors={"replicas": 3}, policyWorkers={"replicas": 1}, evaluation={"enabled": True})
     plan = plan_pods(exp, [], CFG)
+    # servers first, then the actors (a large experiment's trainer does not wait behind them)
     assert [p["metadata"]["name"] for p in plan.create] == [
-        "cp-actor-0", "cp-actor-1", "cp-actor-2", "cp-policy-0", "cp-trainer-0", "cp-eval-0",
+        "cp-trainer-0", "cp-policy-0", "cp-eval-0", "cp-actor-0", "cp-actor-1", "cp-actor-2",
     ]  # fmt: skip
     assert not (plan.delete_extra or plan.delete_failed or plan.delete_stale)
 
@@ -199,7 +200,8 @@ def test_disruptions_are_replaced_at_once_and_not_counted() -> None:
     evicted = crashed(exp, "actor", 0, restarts=1, reason="Evicted")
     plan = plan_pods(exp, [evicted], CFG, now=at(1))
     assert not plan.failed and plan.delete_failed == ["cp-actor-0"]
-    assert plan.create[0]["metadata"]["annotations"]["srl.dev/restarts"] == "1"
+    (replacement,) = [p for p in plan.create if p["metadata"]["name"] == "cp-actor-0"]
+    assert replacement["metadata"]["annotations"]["srl.dev/restarts"] == "1"
 
 
 def test_failed_pod_of_an_older_spec_starts_afresh() -> None:

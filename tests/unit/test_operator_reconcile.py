@@ -13,6 +13,7 @@ from kubernetes.client.rest import ApiException
 
 from srl_operator.config import OperatorConfig
 from srl_operator.kube import Children, Kube
+from srl_operator.observed import observe_pod
 from srl_operator.reconcile import parse_body, reconcile
 from srl_runtime.config.load import InvalidExperiment
 
@@ -38,7 +39,7 @@ class MemoryKube(Kube):
             ]
 
         return Children(
-            of("Pod"), of("Service"), of("ConfigMap"), of("PersistentVolumeClaim"), of("Deployment"), of("NetworkPolicy")
+            [observe_pod(p) for p in of("Pod")], of("Service"), of("ConfigMap"), of("PersistentVolumeClaim"), of("Deployment"), of("NetworkPolicy")
         )
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -54,7 +55,9 @@ class MemoryKube(Kube):
         self.objects[key] = json.loads(json.dumps(obj))
         return True
 
-    def delete(self, kind: str, namespace: str, name: str, grace_seconds: int | None = None) -> bool:
+    def delete(
+        self, kind: str, namespace: str, name: str, grace_seconds: int | None = None, experiment: str | None = None
+    ) -> bool:
         self.calls.append(("delete", kind, name))
         return self.objects.pop((kind, name), None) is not None
 
@@ -127,6 +130,31 @@ def test_creates_children_with_owner_references_and_is_idempotent() -> None:
     assert [c for c in kube.calls if c[0] != "patch"] == []  # converged: no writes at all
 
 
+def test_status_is_written_before_the_first_pod_and_after_every_batch() -> None:
+    """A large experiment shows its phase and counts while its pods are created, batch by batch."""
+    kube = MemoryKube()
+    writes: list[tuple[int, dict[str, Any]]] = []  # (pods existing at the write, what was written)
+
+    def write_status(status: dict[str, Any]) -> None:
+        writes.append((len(names(kube, "Pod")), copy.deepcopy(status)))
+
+    cfg = OperatorConfig(redis_timeout=0.2, create_batch=10)
+    out = reconcile(body(actors={"replicas": 35}), kube, cfg, "t0", write_status)
+    assert len(names(kube, "Pod")) == 36
+    seen = [(pods, w["actors"]["desired"], w["actors"]["replicas"], w["phase"]) for pods, w in writes]
+    # before any pod, then after 10, 20, 30 and 36 pods: the trainer first, then 35 actors
+    assert seen == [(0, 35, 0, "Pending"), (10, 35, 9, "Pending"), (20, 35, 19, "Pending"),
+                    (30, 35, 29, "Pending"), (36, 35, 35, "Pending")], seen  # fmt: skip
+    assert writes[1][1]["trainers"]["replicas"] == 1
+    assert all(set(w) <= {"phase", "actors", "policyWorkers", "trainers", "evaluation", "actorsReady",
+                          "observedGeneration"} for _, w in writes)  # fmt: skip
+    assert out.status["actors"]["replicas"] == 35  # the final status counts the pods it created
+
+    writes.clear()
+    reconcile(body(actors={"replicas": 35}), kube, cfg, "t1", write_status)
+    assert writes == []  # nothing to create: no progress writes
+
+
 def test_in_cluster_redis_is_created_when_no_address_is_given() -> None:
     kube = MemoryKube()
     b = body()
@@ -195,10 +223,14 @@ def test_invalid_spec_fails_naming_the_field_once() -> None:
     assert reconcile(b, kube, CFG, "t1").events == []  # the same problem is not announced again
 
 
-def test_parse_body_uses_only_name_and_namespace_of_metadata() -> None:
+def test_parse_body_uses_name_namespace_labels_and_annotations_of_metadata() -> None:
     b = body()
     b["metadata"]["managedFields"] = [{"manager": "kubectl"}]
-    assert parse_body(b).metadata.name == "cp"
+    b["metadata"]["labels"] = {"team": "rl"}
+    b["metadata"]["annotations"] = {"owner": "ada"}
+    meta = parse_body(b).metadata
+    assert (meta.name, meta.labels, meta.annotations) == ("cp", {"team": "rl"}, {"owner": "ada"})
+    assert "managedFields" not in meta.model_dump(by_alias=True)
     b["spec"]["stop"] = {}
     with pytest.raises(InvalidExperiment):
         parse_body(b)
@@ -442,3 +474,18 @@ def test_crash_loop_backs_off_then_fails_the_run_with_the_last_log_lines() -> No
     assert names(kube, "Pod") == ["cp-actor-0", "cp-actor-1", "cp-trainer-0"]
     assert st["phase"] == "Pending"
     assert next(c for c in st["conditions"] if c["type"] == "Failed")["status"] == "False"
+
+
+def test_children_carry_the_experiments_labels_and_annotations() -> None:
+    kube = MemoryKube()
+    b = body(nameRecords={})  # its own Redis: Deployment and Secret too
+    b["metadata"]["labels"] = {"team": "rl", "app.kubernetes.io/managed-by": "Helm"}
+    b["metadata"]["annotations"] = {"owner": "ada", "kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    reconcile(b, kube, CFG, "t0")
+    kinds = {k for k, _ in kube.objects}
+    assert kinds >= {"Pod", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "Secret", "NetworkPolicy"}
+    for (kind, name), obj in kube.objects.items():
+        meta = obj["metadata"]
+        assert meta["labels"]["team"] == "rl" and meta["labels"]["app.kubernetes.io/managed-by"] == "srl-operator", (kind, name)
+        assert meta["annotations"]["owner"] == "ada", (kind, name)
+        assert "kubectl.kubernetes.io/last-applied-configuration" not in meta["annotations"], (kind, name)

@@ -75,7 +75,7 @@ def test_box_actions_train() -> None:
     after = policy.get_state()
     assert not torch.equal(before["log_std"], after["log_std"])
     assert after["value_norm.count"] > before["value_norm.count"]
-    assert learner.train_steps == 3 and policy.version == 3
+    assert learner.train_steps == 3 and policy.version == 0  # versions are the publisher's, not the learner's
 
 
 def test_gru_trains_with_burn_in() -> None:

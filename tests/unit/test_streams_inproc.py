@@ -21,6 +21,7 @@ from srl_runtime.streams.inference import (
     make_inference_client,
     make_inference_server,
 )
+from srl_runtime.streams.inference.base import RoundTrips
 from srl_runtime.streams.sample import make_sample_consumer, make_sample_producer
 
 pytestmark = pytest.mark.unit
@@ -64,7 +65,19 @@ def test_inline_calls_policy() -> None:
     np.testing.assert_array_equal(client.wait(rid)["action"], obs[:, 0] * 2)
     with pytest.raises(KeyError):
         client.wait(rid)
+    trips = client.round_trips.summary()
+    assert trips["count"] == 1 and 0 < trips["p50"] == trips["p99"] < 1
     client.close()
+
+
+def test_round_trips_keep_a_window_of_recent_requests() -> None:
+    trips = RoundTrips(window=100)
+    assert trips.summary() == {"window": 0, "count": 0}
+    for ms in range(1, 201):  # 1..200 ms; the window holds the last 100: 101..200
+        trips.observe(ms / 1000)
+    s = trips.summary()
+    assert s["count"] == 200 and s["window"] == 100
+    assert s["p50"] == pytest.approx(0.1505) and s["p99"] == pytest.approx(0.19901)
 
 
 @pytest.mark.parametrize("kind", ["zmq", "shm"])
@@ -79,6 +92,8 @@ def test_inference_round_trip(kind: str, records: MemoryNameRecords) -> None:
     for i, rid in enumerate(ids):
         out = client.wait(rid, timeout=5)
         np.testing.assert_allclose(out["action"], (obs[:, 0] + i) * 2, rtol=1e-6)
+    trips = client.round_trips.summary()  # post to answer, per request, as the actor sees it
+    assert trips["count"] == 10 and 0 < trips["p50"] <= trips["p99"] < 5
     # a reply bigger than the slot's reply area arrives inline, and later slots grow to fit it
     big = np.zeros((5000, 4), np.float32)
     np.testing.assert_array_equal(client.wait(client.post_request({"obs": big}), timeout=5)["action"], 0)

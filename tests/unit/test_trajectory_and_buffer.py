@@ -49,6 +49,9 @@ def test_buffer_drops_stale_and_mismatched_pieces() -> None:
     buf.add(_piece(4, 1, version=5))  # wrong length: dropped, counted
     buf.drop_stale(current_version=5)
     assert (buf.dropped_stale, buf.dropped_shape, buf.columns) == (1, 1, 1)
+    buf.add(_piece(3, 2, version=6))
+    buf.drop_stale(current_version=9)
+    assert (buf.dropped_stale, buf.dropped_stale_columns, buf.columns) == (3, 4, 0), "pieces and their columns"
 
 
 def test_buffer_copies_what_it_keeps() -> None:

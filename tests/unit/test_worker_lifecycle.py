@@ -1,4 +1,4 @@
-"""The worker lifecycle obeys the name records: pause, start, and the experiment's stop flag."""
+"""The worker lifecycle obeys the name records: the experiment's stop flag ends it."""
 
 from __future__ import annotations
 
@@ -37,18 +37,11 @@ def _worker(tmp_path: Path) -> tuple[CountingWorker, MemoryNameRecords, str]:
     return w, nr, w.ctx.root
 
 
-def test_pause_start_and_stop_through_name_records(tmp_path: Path) -> None:
+def test_stop_through_name_records(tmp_path: Path) -> None:
     w, nr, root = _worker(tmp_path)
     w.start()
-    for _ in range(3):
+    for _ in range(4):
         w.poll_once()
-    assert w.stats.samples == 3
-    nr.add(keys.worker_command(root, "actor", 0), "pause", replace=True)
-    for _ in range(3):
-        w.poll_once()
-    assert w.stats.samples == 3, "a paused worker must not poll"
-    nr.add(keys.worker_command(root, "actor", 0), "start", replace=True)
-    w.poll_once()
     assert w.stats.samples == 4
     nr.add(keys.stop_flag(root), "env_frames")
     w.poll_once()

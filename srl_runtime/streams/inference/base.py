@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +17,46 @@ RequestCheck = Callable[[Arrays], Any]  # raises MalformedMessage (e.g. StreamSc
 ReplyCheck = Callable[[Arrays, "int | None"], Any]  # (arrays, rows of the request or None)
 
 
+ROUND_TRIP_WINDOW = 2048  # most recent round trips kept for quantiles
+
+
+class RoundTrips:
+    """Seconds from `post_request` to the answer being in the client's hands, for the most recent
+    ROUND_TRIP_WINDOW requests (exact quantiles of that window, not histogram bucket edges)."""
+
+    def __init__(self, window: int = ROUND_TRIP_WINDOW) -> None:
+        self._recent: collections.deque[float] = collections.deque(maxlen=window)
+        self.count = 0  # round trips observed in all
+
+    def observe(self, seconds: float) -> None:
+        """Record one round trip."""
+        self._recent.append(seconds)
+        self.count += 1
+
+    def summary(self) -> dict[str, float | int]:
+        """{"p50", "p99", "mean": seconds over the window, "window": its size, "count": all observed}."""
+        out: dict[str, float | int] = {"window": len(self._recent), "count": self.count}
+        if self._recent:
+            values = np.fromiter(self._recent, np.float64, len(self._recent))
+            p50, p99 = np.quantile(values, [0.5, 0.99])
+            out.update(p50=float(p50), p99=float(p99), mean=float(values.mean()))
+        return out
+
+
 class InferenceClient(DropCounter, abc.ABC):
     """Actor side: post a batch of rows, collect the policy's answer later.
 
     Network clients drop (and count) replies that fail their `check`; the request stays pending.
+    `round_trips` holds the latency an actor sees per request (see RoundTrips).
     """
+
+    @property
+    def round_trips(self) -> RoundTrips:
+        """Recent request round trips (created on first use)."""
+        trips = self.__dict__.get("_round_trips")
+        if trips is None:
+            trips = self.__dict__["_round_trips"] = RoundTrips()
+        return trips
 
     @abc.abstractmethod
     def post_request(self, arrays: Arrays) -> int:
@@ -53,6 +89,7 @@ class InferenceRequest:
     request_id: int
     arrays: Arrays
     handle: Any = field(default=None, repr=False)  # transport-private (e.g. the shm slot to answer into)
+    in_flight: int = 1  # requests the client had pending when it sent this one (this one included)
 
     @property
     def rows(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Protocol
 
 from srl_runtime.streams.inference.base import Arrays, InferenceClient
@@ -15,7 +16,9 @@ class RolloutPolicy(Protocol):
 
 
 class InlineInferenceClient(InferenceClient):
-    """Calls `policy.rollout(**arrays)` inside post_request; wait just hands the result back."""
+    """Calls `policy.rollout(**arrays)` inside post_request; wait just hands the result back.
+
+    Its round trip is the forward pass itself."""
 
     def __init__(self, policy: RolloutPolicy) -> None:
         self._policy = policy
@@ -24,7 +27,9 @@ class InlineInferenceClient(InferenceClient):
 
     def post_request(self, arrays: Arrays) -> int:
         request_id = next(self._ids)
+        started = time.perf_counter()
         self._results[request_id] = self._policy.rollout(**arrays)
+        self.round_trips.observe(time.perf_counter() - started)
         return request_id
 
     def is_ready(self, request_id: int) -> bool:

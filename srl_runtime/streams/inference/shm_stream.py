@@ -113,7 +113,7 @@ class ShmInferenceClient(ZmqInferenceClient):
         layout, end = seg.write(arrays)
         return _Slot(seg, layout, shm.align(end))
 
-    def _request_frames(self, request_id: int, pending: _Pending, resend: bool) -> list[Any]:
+    def _request_frames(self, request_id: int, pending: _Pending, resend: bool, in_flight: int) -> list[Any]:
         slot: _Slot = pending.payload
         if resend:  # a fresh slot, so a late reply from the previous server can't land in a reused one
             seg = self._take(slot.segment.size)
@@ -122,6 +122,7 @@ class ShmInferenceClient(ZmqInferenceClient):
             slot.segment = seg
         meta = {
             "id": request_id,
+            "n": in_flight,  # lets the server wait for an actor's whole ring (see batching)
             **self._identity,
             "shm": {"seg": slot.segment.name, "a": slot.layout, "r": slot.reply_at},
         }

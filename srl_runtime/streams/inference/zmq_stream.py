@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 REQUEST = "infer_req"
 REPLY = "infer_rep"
 MAX_REQUEST_ID = 2**63 - 1
+MAX_IN_FLIGHT = 4096  # plausible requests one client has pending (an actor's ring slots x splits)
 
 
 def request_id_of(meta: dict[str, Any]) -> int:
@@ -42,6 +43,14 @@ def request_id_of(meta: dict[str, Any]) -> int:
     if type(rid) is not int or not 0 <= rid <= MAX_REQUEST_ID:
         raise MalformedMessage(f"bad request id {rid!r}")
     return rid
+
+
+def in_flight_of(meta: dict[str, Any]) -> int:
+    """How many requests the client had pending (meta "n", 1 if absent); MalformedMessage if implausible."""
+    n = meta.get("n", 1)
+    if type(n) is not int or not 1 <= n <= MAX_IN_FLIGHT:
+        raise MalformedMessage(f"bad in-flight count {n!r}")
+    return n
 
 
 class ZmqInferenceServer(InferenceServer):
@@ -87,9 +96,9 @@ class ZmqInferenceServer(InferenceServer):
         batch: list[InferenceRequest] = []
         rows = 0
         while self._carry and (not batch or rows + self._carry[0].rows <= max_rows):
-            req = self._carry.popleft()
-            batch.append(req)
-            rows += req.rows
+            carried = self._carry.popleft()
+            batch.append(carried)
+            rows += carried.rows
         deadline = time.monotonic() + timeout
         while not batch:  # block (up to timeout) for the first valid request
             remaining = deadline - time.monotonic()
@@ -137,6 +146,7 @@ class ZmqInferenceServer(InferenceServer):
             if kind != REQUEST:
                 raise MalformedMessage(f"unexpected kind {kind!r}")
             req = self._unpack(frames[0].bytes, meta, arrays)
+            req.in_flight = in_flight_of(meta)
             if self._check is not None:
                 self._check(req.arrays)
             return req
@@ -151,6 +161,7 @@ class _Pending:
     rows: int | None = None  # rows the answer must have (of the request's obs)
     address: str | None = None  # server it was last sent to; None: not sent yet
     sent_at: float = 0.0
+    posted_at: float = field(default_factory=time.perf_counter)  # when the actor posted it (round trips)
 
 
 class ZmqInferenceClient(InferenceClient):
@@ -196,8 +207,9 @@ class ZmqInferenceClient(InferenceClient):
         # copy: the actor reuses its observation buffers, and we may need to re-send
         return {k: wire.prepare(v).copy() for k, v in arrays.items()}
 
-    def _request_frames(self, request_id: int, pending: _Pending, resend: bool) -> list[Any]:
-        return wire.encode(REQUEST, {"id": request_id}, pending.payload)
+    def _request_frames(self, request_id: int, pending: _Pending, resend: bool, in_flight: int) -> list[Any]:
+        """The message; `in_flight`: our requests pending at that server, this one included (meta "n")."""
+        return wire.encode(REQUEST, {"id": request_id, "n": in_flight}, pending.payload)
 
     def _reply(self, pending: _Pending, meta: dict[str, Any], arrays: Arrays) -> Arrays:
         return arrays
@@ -295,9 +307,10 @@ class ZmqInferenceClient(InferenceClient):
         address = self._order[self._rr % len(self._order)]
         self._rr += 1
         resend = pending.address is not None or pending.sent_at > 0
+        in_flight = 1 + sum(1 for p in self._pending.values() if p.address == address and p is not pending)
         try:
             self._socks[address].send_multipart(
-                self._request_frames(request_id, pending, resend), copy=False, flags=zmq.NOBLOCK
+                self._request_frames(request_id, pending, resend, in_flight), copy=False, flags=zmq.NOBLOCK
             )
         except zmq.Again:  # queue to that server full: try again on the next _sync
             pending.address = None
@@ -330,6 +343,7 @@ class ZmqInferenceClient(InferenceClient):
                         self._check(reply, pending.rows)  # a bad reply leaves the request pending
                     self._results[rid] = reply
                     del self._pending[rid]
+                    self.round_trips.observe(time.perf_counter() - pending.posted_at)
                     self._discard(pending)
                 except MalformedMessage as e:
                     self._drop(e, "inference reply")
