@@ -191,6 +191,10 @@ class ActorWorker(Worker):
                 if self.stop_requested:
                     return None
 
+    def _answered(self, slot: _Slot) -> bool:
+        """Whether every request of the slot has its answer (without waiting)."""
+        return all(self.client.is_ready(rid) for rid, _ in slot.requests)
+
     def _collect(self, slot: _Slot) -> dict[str, np.ndarray] | None:
         parts = []
         for rid, _ in slot.requests:
@@ -223,6 +227,8 @@ class ActorWorker(Worker):
         for k, slot in enumerate(self.slots):
             if slot.gate is not None:
                 continue
+            if not self.ctx.blocking_waits and not self._answered(slot):
+                continue  # serial mode: only the next poll of the policy worker (this thread) can answer it
             result = self._collect(slot)
             if result is None:
                 break

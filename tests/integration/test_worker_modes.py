@@ -65,3 +65,36 @@ def test_continuous_actions(tmp_path: Path) -> None:
     exp = _experiment("pendulum", environment={"id": "Pendulum-v1"})
     _assert_trained(run_serial(exp, tmp_path))
 
+
+def test_serial_actor_skips_slots_whose_answers_have_not_come(tmp_path: Path) -> None:
+    """Serial mode: an actor whose requests the policy worker (polled by the same thread) has not
+    answered yet returns from its poll instead of waiting for an answer only that thread can give."""
+    import threading
+
+    from srl_runtime.name_records.memory import MemoryNameRecords
+    from srl_runtime.workers import WorkerContext, make_worker
+
+    exp = _experiment("serialring", policyWorkers={"replicas": 1, "batchSize": 32})
+    nr = MemoryNameRecords()
+    workers = {
+        role: make_worker(WorkerContext(exp, role, 0, nr, tmp_path, blocking_waits=False)) for role in ("policy", "actor")
+    }
+    for w in workers.values():
+        w.start()
+    actor, policy = workers["actor"], workers["policy"]
+    try:
+        polled = threading.Thread(target=actor.poll_once, daemon=True)
+        polled.start()
+        polled.join(timeout=30)
+        assert not polled.is_alive(), "the actor's poll waited for answers no one else could give"
+        assert actor.stats.samples == 0, actor.stats
+        for _ in range(200):  # the policy worker answers; then the actor steps
+            policy.poll_once()
+            actor.poll_once()
+            if actor.stats.samples:
+                break
+        assert actor.stats.samples > 0, (actor.stats, policy.stats)
+    finally:
+        for w in workers.values():
+            w.exit("stop")
+        nr.close()
