@@ -1,13 +1,19 @@
 """Shared-memory payloads for same-host streams: the writer owns segments, the reader maps them.
 
 A payload is written into a segment the sender created; the message over ZMQ only carries the
-segment name and a layout [[name, dtype, shape, offset]]. Readers validate the layout against the
-mapped size before making views, exactly as the wire format validates frames.
+segment name and a layout: the JSON text of [[name, dtype, shape, offset]]. Readers validate the
+layout against the mapped size before making views, exactly as the wire format validates frames.
+
+A sender writes the same layout into the same segment over and over (an actor's slot holds one
+observation batch, then its answer), so layouts travel as JSON text and each mapped segment keeps
+the views it made for the last few layout texts (ViewCache): a repeated layout costs a dict lookup,
+any other text is validated and viewed afresh.
 """
 
 from __future__ import annotations
 
 import _posixshmem  # the primitive SharedMemory uses; attaching through it skips resource_tracker
+import functools
 import glob
 import mmap
 import os
@@ -85,16 +91,19 @@ class OwnedSegment:
         assert buf is not None  # typeshed: None only once closed
         self.buf: memoryview = buf
 
-    def write(self, arrays: Arrays, start: int = 0) -> tuple[list[list[Any]], int]:
-        """Copy arrays in from `start`; returns (layout, end offset). ValueError if they don't fit."""
+        self.views = ViewCache(buf)
+
+    def write(self, arrays: Arrays, start: int = 0) -> tuple[str, int]:
+        """Copy arrays in from `start`; returns (layout JSON, end offset). ValueError if they don't fit."""
         return write_arrays(self.buf, arrays, start)
 
-    def read(self, layout: list[list[Any]]) -> Arrays:
+    def read(self, layout: Any) -> Arrays:
         """Copies of arrays a peer wrote into this segment (validated like any wire input)."""
-        return {k: v.copy() for k, v in views(self.buf, layout).items()}
+        return {k: v.copy() for k, v in self.views.get(layout).items()}
 
     def close(self) -> None:
         """Unmap and unlink."""
+        self.views.close()
         self.buf = memoryview(b"")
         try:
             self._shm.close()
@@ -106,18 +115,24 @@ class OwnedSegment:
             pass
 
 
-def write_arrays(buf: memoryview, arrays: Arrays, start: int = 0) -> tuple[list[list[Any]], int]:
-    """Copy arrays into `buf` from `start`; returns (layout, end). ValueError if they don't fit."""
-    layout, off = [], start
+def write_arrays(buf: memoryview, arrays: Arrays, start: int = 0) -> tuple[str, int]:
+    """Copy arrays into `buf` from `start`; returns (layout JSON, end). ValueError if they don't fit."""
+    entries, off = [], start
     for name, array in arrays.items():
         a = wire.prepare(array)
         off = align(off)
         if off + a.nbytes > len(buf):
             raise ValueError(f"payload does not fit a segment of {len(buf)} bytes")
         np.ndarray(a.shape, a.dtype, buffer=buf, offset=off)[...] = a
-        layout.append([name, a.dtype.str, list(a.shape), off])
+        entries.append((name, a.dtype.str, a.shape, off))
         off += a.nbytes
-    return layout, off
+    return layout_json(tuple(entries)), off
+
+
+@functools.lru_cache(maxsize=wire.SPEC_CACHE_SIZE)
+def layout_json(key: wire.SpecKey) -> str:
+    """The JSON text of a layout ((name, dtype str, shape, offset), ...) (cached: slots repeat theirs)."""
+    return wire.specs_json(key).decode()
 
 
 def field(meta: Any, key: str, kind: type) -> Any:
@@ -129,14 +144,46 @@ def field(meta: Any, key: str, kind: type) -> Any:
 
 
 def views(buf: memoryview, layout: Any) -> Arrays:
-    """Zero-copy arrays over `buf` described by a peer's layout; MalformedMessage if out of bounds."""
+    """Zero-copy arrays over `buf` described by a peer's layout JSON; MalformedMessage if out of bounds."""
+    if not isinstance(layout, str):
+        raise MalformedMessage("layout must be JSON text")
     out: Arrays = {}
-    for name, dtype, shape, offset in wire.parse_specs(layout, extra=1):
-        end = offset + wire.nbytes(dtype, shape)
+    for spec in wire.parse_specs_json(layout, offsets=True):
+        end = spec.offset + spec.nbytes
         if end > len(buf):
-            raise MalformedMessage(f"array {name!r} ends at {end}, segment has {len(buf)} bytes")
-        out[name] = wire.view(buf[offset:end], dtype, shape)
+            raise MalformedMessage(f"array {spec.name!r} ends at {end}, segment has {len(buf)} bytes")
+        out[spec.name] = wire.view(buf[spec.offset : end], spec)
     return out
+
+
+class ViewCache:
+    """Views of one segment by layout text: validated and made once per distinct layout.
+
+    A hit needs the exact text seen before on this very segment (whose size never changes), so a
+    changed or hostile layout is always validated afresh and a bad one raises every time. Holds at
+    most `size` layouts; callers get a new dict of the cached views each time (mutating it cannot
+    poison the cache). close() before unmapping, or the cached views keep the mapping alive.
+    """
+
+    def __init__(self, buf: memoryview, size: int = 8) -> None:
+        self._buf = buf
+        self._size = size
+        self._views: dict[str, Arrays] = {}
+
+    def get(self, layout: Any) -> Arrays:
+        """views(buf, layout), from the cache when this exact layout text was viewed before."""
+        hit = self._views.get(layout) if isinstance(layout, str) else None
+        if hit is None:
+            hit = views(self._buf, layout)  # raises MalformedMessage for anything invalid
+            if len(self._views) >= self._size:
+                self._views.pop(next(iter(self._views)))
+            self._views[layout] = hit
+        return dict(hit)
+
+    def close(self) -> None:
+        """Forget every view and the buffer (before the segment is unmapped): later gets see 0 bytes."""
+        self._views.clear()
+        self._buf = memoryview(b"")
 
 
 class Attached:
@@ -153,9 +200,11 @@ class Attached:
             os.close(fd)
         self.name = name
         self.buf = memoryview(self._mmap)
+        self.views = ViewCache(self.buf)
 
     def close(self) -> None:
         """Unmap (later, if views are still alive: the mapping then goes with the last view)."""
+        self.views.close()
         try:
             self.buf.release()
             self._mmap.close()

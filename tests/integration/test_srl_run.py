@@ -59,10 +59,13 @@ def _wire_garbage() -> list[list[bytes]]:
     """Messages that break the wire format itself (the receivers' first line of defence)."""
     import json
 
+    from srl_runtime.streams import wire
+
+    specs = json.dumps([{"n": "obs", "d": "<f4", "s": [10**9]}]).encode()  # specs of the wrong shape
     return [
         [b"\x00" * 7],
-        [b"SRLW\x01{not json"],
-        [b"SRLW\x01" + json.dumps({"k": "x", "m": {}, "a": [{"n": "obs", "d": "<f4", "s": [10**9]}]}).encode(), b"123"],
+        [wire.PREFIX + b"{not json"],
+        [wire.PREFIX + wire.SPECS_LEN.pack(len(specs)) + specs + b'{"k": "x", "m": {}}', b"123"],
         [os.urandom(64), os.urandom(3)],
     ]
 

@@ -183,9 +183,9 @@ def test_server_drops_garbage_and_keeps_serving(kind: str, records: MemoryNameRe
         wire.encode("nope", {"id": 1}, {}),
         wire.encode("infer_req", {"id": 1}, {"x": np.ones(3)})[:1],
         # shm references that must not be mapped: bad names, someone else's segment, no such segment
-        wire.encode("infer_req", {"id": 1, "pid": 1, "ns": "", "shm": {"seg": "/etc/passwd", "a": [], "r": 0}}, {}),
-        wire.encode("infer_req", {"id": 1, "pid": 1, "ns": "", "shm": {"seg": "srl_2_0123456789", "a": [], "r": 0}}, {}),
-        wire.encode("infer_req", {"id": 1, "pid": 1, "ns": "", "shm": {"seg": "srl_1_0123456789", "a": [], "r": 0}}, {}),
+        wire.encode("infer_req", {"id": 1, "pid": 1, "ns": "", "shm": {"seg": "/etc/passwd", "a": "[]", "r": 0}}, {}),
+        wire.encode("infer_req", {"id": 1, "pid": 1, "ns": "", "shm": {"seg": "srl_2_0123456789", "a": "[]", "r": 0}}, {}),
+        wire.encode("infer_req", {"id": 1, "pid": 1, "ns": "", "shm": {"seg": "srl_1_0123456789", "a": "[]", "r": 0}}, {}),
         wire.encode("infer_req", {"id": 1, "shm": 5}, {}),
     ]
     # zmq ignores the shm field: the last four are valid (empty) requests to it
@@ -304,15 +304,16 @@ def test_shm_sample_consumer_rejects_bad_references(records: MemoryNameRecords) 
     seg = shm.OwnedSegment(4096)
     me = shm.identity()
     bad = [
-        {"m": {}, **me, "shm": {"seg": seg.name, "a": [["x", "<f4", [2000], 0]]}},  # past the end
-        {"m": {}, **me, "shm": {"seg": seg.name, "a": [["x", "<f4", [4], 4090]]}},  # straddles the end
-        {"m": {}, "pid": 1, "ns": me["ns"], "shm": {"seg": seg.name, "a": []}},  # not pid 1's
-        {"m": [], **me, "shm": {"seg": seg.name, "a": []}},
-        {"m": {}, **me, "shm": {"seg": seg.name, "a": [["x", "|O", [1], 0]]}},
+        {"m": {}, **me, "shm": {"seg": seg.name, "a": '[["x", "<f4", [2000], 0]]'}},  # past the end
+        {"m": {}, **me, "shm": {"seg": seg.name, "a": '[["x", "<f4", [4], 4090]]'}},  # straddles the end
+        {"m": {}, "pid": 1, "ns": me["ns"], "shm": {"seg": seg.name, "a": "[]"}},  # not pid 1's
+        {"m": [], **me, "shm": {"seg": seg.name, "a": "[]"}},
+        {"m": {}, **me, "shm": {"seg": seg.name, "a": '[["x", "|O", [1], 0]]'}},
+        {"m": {}, **me, "shm": {"seg": seg.name, "a": [["x", "<f4", [4], 64]]}},  # a list, not JSON text
     ]
     for note in bad:
         sock.send_multipart(wire.encode("shm_sample", note, {}))
-    ok = {"m": {"fine": True}, **me, "shm": {"seg": seg.name, "a": [["x", "<f4", [4], 64]]}}
+    ok = {"m": {"fine": True}, **me, "shm": {"seg": seg.name, "a": '[["x", "<f4", [4], 64]]'}}
     sock.send_multipart(wire.encode("shm_sample", ok, {}))
     got = consumer.consume(timeout=3)
     assert got is not None and got[0] == {"fine": True} and consumer.dropped == len(bad)

@@ -71,8 +71,18 @@ def test_encode_refuses_unsafe_dtypes(bad: np.ndarray) -> None:
         encode("k", {}, {"x": bad})
 
 
+def raw_header(specs: bytes, body: bytes, magic: bytes = wire.MAGIC, version: int = wire.VERSION) -> bytes:
+    """Frame 0 from its two sections as given (the specs length is theirs)."""
+    return magic + bytes([version]) + wire.SPECS_LEN.pack(len(specs)) + specs + body
+
+
 def header(doc: object, magic: bytes = wire.MAGIC, version: int = wire.VERSION) -> bytes:
-    return magic + bytes([version]) + json.dumps(doc).encode()
+    """Frame 0 from a {"k", "m", "a"} document: "a" goes to the specs section (none: empty), the rest to the body."""
+    if isinstance(doc, dict) and "a" in doc:
+        specs, body = json.dumps(doc["a"]).encode(), {k: v for k, v in doc.items() if k != "a"}
+    else:
+        specs, body = b"", doc
+    return raw_header(specs, json.dumps(body).encode(), magic, version)
 
 
 GOOD = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -84,9 +94,15 @@ MALFORMED: dict[str, list[object]] = {
     "short header": [b"SRL"],
     "bad magic": [b"XXXX\x01{}"],
     "bad version": [header(GOOD_HEAD, version=9), GOOD.tobytes()],
-    "not json": [wire.PREFIX + b"{nope", GOOD.tobytes()],
-    "not utf8": [wire.PREFIX + b"\xff\xfe", GOOD.tobytes()],
-    "deep json": [wire.PREFIX + b"[" * 100000 + b"]" * 100000],
+    "not json": [raw_header(b'[["x","<f4",[2,3]]]', b"{nope"), GOOD.tobytes()],
+    "not utf8": [raw_header(b'[["x","<f4",[2,3]]]', b"\xff\xfe"), GOOD.tobytes()],
+    "deep json": [raw_header(b"[]", b"[" * 30000 + b"]" * 30000)],
+    "specs not json": [raw_header(b'[["x","<f4",[2,3]]', b'{"k":"k","m":{}}'), GOOD.tobytes()],
+    "specs not utf8": [raw_header(b"\xff\xfe", b'{"k":"k","m":{}}'), GOOD.tobytes()],
+    "specs deep json": [raw_header(b"[" * 30000 + b"]" * 30000, b'{"k":"k","m":{}}')],
+    "specs past the end": [wire.PREFIX + wire.SPECS_LEN.pack(100) + b'[["x","<f4",[2,3]]]', GOOD.tobytes()],
+    "no specs length": [wire.PREFIX + b"["],
+    "version 1 header": [wire.MAGIC + b"\x01" + json.dumps(GOOD_HEAD).encode(), GOOD.tobytes()],
     "huge header": [wire.PREFIX + b" " * wire.MAX_HEADER_BYTES + b"{}"],
     "json list": [header([1, 2])],
     "missing key": [header({"k": "k", "m": {}})],
@@ -147,3 +163,10 @@ def test_random_bytes_never_escape_as_other_errors() -> None:
             decode(frames)
         except MalformedMessage:
             pass
+
+
+def test_the_malformed_cases_differ_from_a_good_header_only_where_they_say() -> None:
+    kind, meta, arrays = decode([header(GOOD_HEAD), GOOD.tobytes()])
+    assert (kind, meta) == ("k", {}) and np.array_equal(arrays["x"], GOOD)
+    kind, meta, arrays = decode([raw_header(b'[["x","<f4",[2,3]]]', b'{"k":"k","m":{}}'), GOOD.tobytes()])
+    assert np.array_equal(arrays["x"], GOOD)

@@ -49,7 +49,7 @@ class ShmInferenceServer(ZmqInferenceServer):
         pid, ns = shm.field(meta, "pid", int), shm.field(meta, "ns", str)
         self._segments.forget(pid, ns, meta.get("retired"))
         seg = self._segments.get(shm.field(ref, "seg", str), pid, ns)
-        views = shm.views(seg.buf, ref.get("a"))
+        views = seg.views.get(ref.get("a"))  # validated once per slot layout, then looked up
         reply_at = shm.field(ref, "r", int)
         return InferenceRequest(client=client, request_id=rid, arrays=views, handle=(seg, reply_at))
 
@@ -79,7 +79,7 @@ class ShmInferenceServer(ZmqInferenceServer):
 @dataclass
 class _Slot:
     segment: shm.OwnedSegment
-    layout: list[list[Any]]
+    layout: str  # JSON text (shm.write_arrays)
     reply_at: int
 
 

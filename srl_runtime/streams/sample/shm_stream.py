@@ -233,7 +233,7 @@ class ShmSampleConsumer(SampleConsumer):
         self._segments.forget(pid, ns, meta.get("retired"))
         seg = self._segments.get(name, pid, ns)
         # copy out so the slot is free at once; the trainer keeps samples for a while
-        data = {k: v.copy() for k, v in shm.views(seg.buf, ref.get("a")).items()}
+        data = {k: v.copy() for k, v in seg.views.get(ref.get("a")).items()}
         release = [frames[0], *wire.encode(RELEASE, {"seg": name}, {})]
         try:
             self._sock.send_multipart(release, flags=zmq.NOBLOCK)
