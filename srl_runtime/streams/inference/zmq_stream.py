@@ -6,8 +6,10 @@ request went, so requests to a server that left the name records are re-sent els
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -102,13 +104,13 @@ class ZmqInferenceServer(InferenceServer):
         deadline = time.monotonic() + timeout
         while not batch:  # block (up to timeout) for the first valid request
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._sock.poll(max(0, int(remaining * 1000)), zmq.POLLIN):
+            if remaining <= 0 or not zmq_util.readable(self._sock, max(0, int(remaining * 1000))):
                 return []
             req = self._recv()
             if req is not None:
                 batch.append(req)
                 rows += req.rows
-        while rows < max_rows and self._sock.poll(0, zmq.POLLIN):  # then only what is already here
+        while rows < max_rows and zmq_util.readable(self._sock):  # then only what is already here
             req = self._recv()
             if req is None:
                 continue
@@ -170,6 +172,11 @@ class ZmqInferenceClient(InferenceClient):
     Requests to a server that disappears (or whose address changes after a restart) are re-sent to
     a live one; a request unanswered for `resend_after` seconds is re-sent too, so a lost message
     delays an actor but never hangs it.
+
+    Bookkeeping is incremental so that a post or wait costs the same with 1 or 1000 requests
+    pending: requests without a live destination wait in `_unsent`, in-flight counts per server are
+    kept in `_in_flight`, and all pending requests are only scanned when the server set changes or
+    the earliest resend deadline (`_resend_due`) has passed.
     """
 
     def __init__(
@@ -191,9 +198,11 @@ class ZmqInferenceClient(InferenceClient):
         self._socks: dict[str, zmq.Socket] = {}
         self._order: list[str] = []
         self._rr = 0
-        self._poller = zmq.Poller()
         self._ids = itertools.count()
         self._pending: dict[int, _Pending] = {}
+        self._unsent: dict[int, None] = {}  # pending ids with no live destination, oldest first
+        self._in_flight: collections.Counter[str] = collections.Counter()  # pending per server address
+        self._resend_due = math.inf  # no sent request is overdue before this (monotonic) time
         self._results: dict[int, Arrays] = {}
         self._sync()
 
@@ -223,6 +232,7 @@ class ZmqInferenceClient(InferenceClient):
         obs = arrays.get("obs")
         pending = _Pending(payload=self._payload(request_id, arrays), rows=None if obs is None else len(obs))
         self._pending[request_id] = pending
+        self._unsent[request_id] = None
         self._sync()  # sends it, along with anything still waiting for a server
         return request_id
 
@@ -249,9 +259,9 @@ class ZmqInferenceClient(InferenceClient):
 
     def cancel(self, request_id: int) -> None:
         """Forget a request (e.g. after giving up on it); a late answer is ignored."""
-        pending = self._pending.pop(request_id, None)
+        pending = self._pending.get(request_id)
         if pending is not None:
-            self._discard(pending)
+            self._finish(request_id, pending)
         self._results.pop(request_id, None)
 
     def wait_for_servers(self, timeout: float | None = None) -> list[str]:
@@ -278,56 +288,84 @@ class ZmqInferenceClient(InferenceClient):
             raise KeyError(f"unknown or already consumed request {request_id}")
 
     def _sync(self) -> None:
-        """Follow server membership and (re)send requests that have no live destination."""
+        """Follow server membership and (re)send requests that have no live destination or are overdue."""
         addresses = self._peers.addresses()
         if addresses != self._order:
-            for address in set(self._socks) - set(addresses):
-                log.info("inference server %s went away", address)
-                sock = self._socks.pop(address)
-                self._poller.unregister(sock)
-                sock.close()
-            for address in addresses:
-                if address not in self._socks:
-                    log.info("inference server %s found", address)
-                    self._socks[address] = sock = self._new_socket(address)
-                    self._poller.register(sock, zmq.POLLIN)
-            self._order = list(addresses)
+            self._follow(addresses)
         now = time.monotonic()
-        for rid, pending in self._pending.items():
-            if (
-                pending.address not in self._socks
-                or now - pending.sent_at > self._resend_after
-            ):
-                self._send(rid, pending)
+        if now >= self._resend_due:
+            self._unassign_overdue(now)
+        if self._unsent and self._order:
+            for rid in list(self._unsent):  # one try each: a full queue waits for the next _sync
+                self._send(rid, self._pending[rid])
 
-    def _send(self, request_id: int, pending: _Pending) -> None:
-        if not self._order:
+    def _follow(self, addresses: list[str]) -> None:
+        """Open sockets to new servers, close those of servers gone, and re-queue what they held."""
+        for address in set(self._socks) - set(addresses):
+            log.info("inference server %s went away", address)
+            self._socks.pop(address).close()
+        for address in addresses:
+            if address not in self._socks:
+                log.info("inference server %s found", address)
+                self._socks[address] = self._new_socket(address)
+        self._order = list(addresses)
+        for rid, pending in self._pending.items():
+            if pending.address is not None and pending.address not in self._socks:
+                self._unassign(rid, pending)
+
+    def _unassign_overdue(self, now: float) -> None:
+        """Re-queue requests unanswered for resend_after seconds; note when the next one falls due."""
+        due = math.inf
+        for rid, pending in self._pending.items():
+            if pending.address is None:
+                continue
+            if now - pending.sent_at > self._resend_after:
+                self._unassign(rid, pending)
+            else:
+                due = min(due, pending.sent_at + self._resend_after)
+        self._resend_due = due
+
+    def _unassign(self, request_id: int, pending: _Pending) -> None:
+        """The request has no destination (any more): count it off its server and queue it to send."""
+        if pending.address is not None:
+            self._in_flight[pending.address] -= 1
             pending.address = None
-            return
+        self._unsent[request_id] = None
+
+    def _finish(self, request_id: int, pending: _Pending) -> None:
+        """A pending request is answered or cancelled: drop it from all bookkeeping."""
+        del self._pending[request_id]
+        self._unsent.pop(request_id, None)
+        if pending.address is not None:
+            self._in_flight[pending.address] -= 1
+        self._discard(pending)
+
+    def _send(self, request_id: int, pending: _Pending) -> bool:
+        """Send a queued request to the next server round-robin; False if its queue is full."""
         address = self._order[self._rr % len(self._order)]
         self._rr += 1
-        resend = pending.address is not None or pending.sent_at > 0
-        in_flight = 1 + sum(1 for p in self._pending.values() if p.address == address and p is not pending)
+        resend = pending.sent_at > 0  # it went out before (to a server since gone, or overdue)
+        in_flight = 1 + self._in_flight[address]
         try:
             self._socks[address].send_multipart(
                 self._request_frames(request_id, pending, resend, in_flight), copy=False, flags=zmq.NOBLOCK
             )
-        except zmq.Again:  # queue to that server full: try again on the next _sync
-            pending.address = None
-            return
+        except zmq.Again:
+            return False
+        del self._unsent[request_id]
+        self._in_flight[address] += 1
         pending.address = address
         pending.sent_at = time.monotonic()
+        self._resend_due = min(self._resend_due, pending.sent_at + self._resend_after)
+        return True
 
     def _receive(self, timeout: float) -> None:
         if not self._socks:
             time.sleep(max(0.0, timeout))  # nothing to listen to until a server registers
             return
-        for sock, _ in self._poller.poll(max(0, int(timeout * 1000))):
-            while True:
-                try:
-                    frames = sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+        for sock in zmq_util.ready(list(self._socks.values()), max(0, int(timeout * 1000))):
+            while zmq_util.readable(sock):
+                frames = sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
                 try:
                     kind, meta, arrays = wire.decode(frames)
                     if kind != REPLY:
@@ -342,8 +380,7 @@ class ZmqInferenceClient(InferenceClient):
                     if self._check is not None:
                         self._check(reply, pending.rows)  # a bad reply leaves the request pending
                     self._results[rid] = reply
-                    del self._pending[rid]
+                    self._finish(rid, pending)
                     self.round_trips.observe(time.perf_counter() - pending.posted_at)
-                    self._discard(pending)
                 except MalformedMessage as e:
                     self._drop(e, "inference reply")
