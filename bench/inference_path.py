@@ -228,7 +228,10 @@ def _serve_pairs(text: str) -> list[tuple[int, int]]:
 
 def _run_checkout(repo: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One measurement of every kind in a fresh interpreter that imports from `repo`."""
-    env = dict(os.environ, PYTHONPATH=f"{repo}{os.pathsep}{repo / 'operator'}")
+    # One BLAS/OpenMP thread, as bench/runproc.py and the operator's pods give every worker: numpy's
+    # OpenBLAS otherwise splits the forward pass of batches of >= ~128 rows over both cores of a
+    # small machine, which made the policy worker's batch 3-4x dearer here under load.
+    env = dict(os.environ, PYTHONPATH=f"{repo}{os.pathsep}{repo / 'operator'}", OMP_NUM_THREADS="1")
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--child", "--kinds", args.kinds,
         "--rounds", str(args.rounds), "--profile-rounds", str(args.profile_rounds),
