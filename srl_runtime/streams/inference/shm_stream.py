@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 class ShmInferenceServer(ZmqInferenceServer):
     """ROUTER on a fresh ipc:// socket; maps clients' segments and answers into them."""
 
+    _copy_frames = True  # requests are small headers: bytes are cheaper than zmq.Frames
+
     def __init__(self, name_records: NameRecords, root: str, index: int, host: str = "127.0.0.1", **kw: Any) -> None:
         self._segments = shm.PeerSegments()
         self._ipc_path: str | None = None
@@ -85,6 +87,8 @@ class _Slot:
 
 class ShmInferenceClient(ZmqInferenceClient):
     """DEALERs over ipc://; each request is copied once into a slot the servers map."""
+
+    _copy_frames = True  # replies are small headers (an inline reply is copied out anyway)
 
     def __init__(self, name_records: NameRecords, root: str, *, max_free_slots: int = 16, **kw: Any) -> None:
         self._free: list[shm.OwnedSegment] = []

@@ -58,6 +58,8 @@ def in_flight_of(meta: dict[str, Any]) -> int:
 class ZmqInferenceServer(InferenceServer):
     """ROUTER on tcp://host:port (0: any free port), registered at keys.inference_stream(root, index)."""
 
+    _copy_frames = False  # receive zmq.Frames: requests carry their arrays, which may be big
+
     def __init__(
         self,
         name_records: NameRecords,
@@ -122,10 +124,8 @@ class ZmqInferenceServer(InferenceServer):
         return batch
 
     def respond(self, request: InferenceRequest, arrays: Arrays) -> None:
-        frames = [request.client, *self._reply_frames(request, arrays)]
-        try:
-            self._sock.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
-        except zmq.Again:  # that client's queue is full (it stopped reading): it will re-send
+        if not zmq_util.send_frames(self._sock, [request.client, *self._reply_frames(request, arrays)]):
+            # that client's queue is full (it stopped reading): it will re-send
             log.warning("dropping reply %d: client queue full", request.request_id)
 
     def close(self) -> None:
@@ -137,9 +137,8 @@ class ZmqInferenceServer(InferenceServer):
 
     def _recv(self) -> InferenceRequest | None:
         """One message off the socket as a request, or None (counted in dropped) if malformed."""
-        try:
-            frames = self._sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
-        except zmq.Again:
+        frames = zmq_util.recv_frames(self._sock, self._copy_frames)
+        if frames is None:
             return None
         try:
             if len(frames) < 2:
@@ -147,7 +146,8 @@ class ZmqInferenceServer(InferenceServer):
             kind, meta, arrays = wire.decode(frames[1:])
             if kind != REQUEST:
                 raise MalformedMessage(f"unexpected kind {kind!r}")
-            req = self._unpack(frames[0].bytes, meta, arrays)
+            client = frames[0] if isinstance(frames[0], bytes) else frames[0].bytes  # the ROUTER's peer identity
+            req = self._unpack(client, meta, arrays)
             req.in_flight = in_flight_of(meta)
             if self._check is not None:
                 self._check(req.arrays)
@@ -178,6 +178,8 @@ class ZmqInferenceClient(InferenceClient):
     kept in `_in_flight`, and all pending requests are only scanned when the server set changes or
     the earliest resend deadline (`_resend_due`) has passed.
     """
+
+    _copy_frames = False  # receive zmq.Frames: replies carry their arrays
 
     def __init__(
         self,
@@ -346,11 +348,7 @@ class ZmqInferenceClient(InferenceClient):
         self._rr += 1
         resend = pending.sent_at > 0  # it went out before (to a server since gone, or overdue)
         in_flight = 1 + self._in_flight[address]
-        try:
-            self._socks[address].send_multipart(
-                self._request_frames(request_id, pending, resend, in_flight), copy=False, flags=zmq.NOBLOCK
-            )
-        except zmq.Again:
+        if not zmq_util.send_frames(self._socks[address], self._request_frames(request_id, pending, resend, in_flight)):
             return False
         del self._unsent[request_id]
         self._in_flight[address] += 1
@@ -365,7 +363,9 @@ class ZmqInferenceClient(InferenceClient):
             return
         for sock in zmq_util.ready(list(self._socks.values()), max(0, int(timeout * 1000))):
             while zmq_util.readable(sock):
-                frames = sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+                frames = zmq_util.recv_frames(sock, self._copy_frames)
+                if frames is None:
+                    break
                 try:
                     kind, meta, arrays = wire.decode(frames)
                     if kind != REPLY:
