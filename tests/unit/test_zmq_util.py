@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,8 +18,9 @@ pytestmark = pytest.mark.unit
 def pair() -> Iterator[tuple[zmq.Socket, zmq.Socket]]:
     ctx = zmq.Context.instance()
     a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
-    a.bind("inproc://zmq-util-test")
-    b.connect("inproc://zmq-util-test")
+    endpoint = f"inproc://zmq-util-{uuid.uuid4().hex}"  # a closed socket's endpoint is freed asynchronously
+    a.bind(endpoint)
+    b.connect(endpoint)
     yield a, b
     a.close(0)
     b.close(0)
