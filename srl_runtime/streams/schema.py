@@ -17,7 +17,7 @@ names, dtypes and shapes first, value ranges and finiteness last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -50,38 +50,69 @@ class ArraySpec:
     high: int | None = None  # largest allowed value (integer arrays)
 
 
-def _check_arrays(specs: dict[str, ArraySpec], arrays: Arrays, lead_ndim: int) -> tuple[int, ...]:
+class _Checks:
+    """One spec dict compiled for checking: what `_check_arrays` and `_check_values` walk per message.
+
+    Made once per schema so a check does no per-message work beyond comparing what arrived with
+    precomputed (name, dtype, trailing shape) entries and running the value checks that apply.
+    """
+
+    def __init__(self, specs: dict[str, ArraySpec]) -> None:
+        self.specs = specs
+        self.names = frozenset(specs)
+        self.layout = tuple((name, spec.dtype, spec.shape) for name, spec in specs.items())
+        self.ranges = tuple((name, spec.low, spec.high) for name, spec in specs.items() if spec.low is not None or spec.high is not None)
+        self.finite = tuple(name for name, spec in specs.items() if spec.finite)
+
+
+def _check_arrays(checks: _Checks, arrays: Arrays, lead_ndim: int) -> tuple[int, ...]:
     """Check names, dtypes, shapes (equal leading dims) and values; returns the leading dims."""
-    if arrays.keys() != specs.keys():
-        missing, extra = sorted(specs.keys() - arrays.keys()), sorted(arrays.keys() - specs.keys())
+    if arrays.keys() != checks.names:
+        missing, extra = sorted(checks.names - arrays.keys()), sorted(arrays.keys() - checks.names)
         raise ContentError(NAMES, f"missing {missing}, unexpected {extra}")
     lead: tuple[int, ...] | None = None
-    for name, spec in specs.items():
+    for name, dtype, trailing in checks.layout:
         a = arrays[name]
-        if a.dtype != spec.dtype:
-            raise ContentError(DTYPE, f"{name} is {a.dtype}, expected {spec.dtype}")
+        if a.dtype != dtype:
+            raise ContentError(DTYPE, f"{name} is {a.dtype}, expected {dtype}")
+        shape = a.shape
         if lead is None:
-            lead = a.shape[:lead_ndim]
+            lead = shape[:lead_ndim]
             if len(lead) != lead_ndim:
-                raise ContentError(SHAPE, f"{name} has shape {a.shape}")
-        if a.shape != (*lead, *spec.shape):
-            raise ContentError(SHAPE, f"{name} has shape {a.shape}, expected {(*lead, *spec.shape)}")
+                raise ContentError(SHAPE, f"{name} has shape {shape}")
+        if shape[lead_ndim:] != trailing or shape[:lead_ndim] != lead:
+            raise ContentError(SHAPE, f"{name} has shape {shape}, expected {(*lead, *trailing)}")
     assert lead is not None
     return lead
 
 
-def _check_values(specs: dict[str, ArraySpec], arrays: Arrays) -> None:
-    for name, spec in specs.items():
+_min, _max = np.minimum.reduce, np.maximum.reduce  # the ufuncs themselves: a.min() adds a Python call
+
+
+def _check_values(checks: _Checks, arrays: Arrays) -> None:
+    for name, low, high in checks.ranges:
         a = arrays[name]
         if not a.size:
             continue
-        if spec.low is not None and a.min() < spec.low:
-            raise ContentError(RANGE, f"{name} below {spec.low}")
-        if spec.high is not None and a.max() > spec.high:
-            raise ContentError(RANGE, f"{name} above {spec.high}")
-    for name, spec in specs.items():  # finiteness last: "non_finite" means otherwise well-formed
-        if spec.finite and arrays[name].size and not np.isfinite(arrays[name]).all():
+        if low is not None and _min(a, axis=None) < low:
+            raise ContentError(RANGE, f"{name} below {low}")
+        if high is not None and _max(a, axis=None) > high:
+            raise ContentError(RANGE, f"{name} above {high}")
+    for name in checks.finite:  # finiteness last: "non_finite" means otherwise well-formed
+        if not all_finite(arrays[name]):
             raise ContentError(NON_FINITE, f"{name} holds NaN or inf")
+
+
+_all = np.logical_and.reduce
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True if `a` (a float array) holds no NaN or inf: isfinite(a).all() minus its Python wrapper.
+
+    (A dot product with zeros, NaN exactly when some element is not finite, was tried: no cheaper
+    once reshaped and sliced, and it warns on inf.)
+    """
+    return bool(_all(np.isfinite(a), axis=None))
 
 
 @dataclass(frozen=True)
@@ -96,35 +127,44 @@ class StreamSchema:
     sample_length: int  # time rows of a fixed-length sample (burnIn + sampleSteps + bootstrapSteps)
     episodes: bool  # full-trajectory mode: samples are whole episodes [1..maxEpisodeLength, 1]
     max_episode_length: int
+    # the spec dicts compiled for checking (see _Checks); the dicts are not to be changed after this
+    _checks: dict[str, _Checks] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        checks = {"request": _Checks(self.request), "reply": _Checks(self.reply), "sample": _Checks(self.sample)}
+        object.__setattr__(self, "_checks", checks)  # frozen dataclass: set once, here
 
     # ---- checks (raise ContentError; receivers drop and count)
     def check_request(self, arrays: Arrays) -> int:
         """An inference request; returns its rows."""
-        (rows,) = _check_arrays(self.request, arrays, 1)
+        checks = self._checks["request"]
+        (rows,) = _check_arrays(checks, arrays, 1)
         if not 1 <= rows <= self.max_request_rows:
             raise ContentError(ROWS, f"{rows} rows, expected 1..{self.max_request_rows}")
-        _check_values(self.request, arrays)
+        _check_values(checks, arrays)
         return rows
 
     def check_reply(self, arrays: Arrays, rows: int | None = None) -> None:
         """An inference reply to a request of `rows` rows (None: any number)."""
-        (got,) = _check_arrays(self.reply, arrays, 1)
+        checks = self._checks["reply"]
+        (got,) = _check_arrays(checks, arrays, 1)
         if rows is not None and got != rows:
             raise ContentError(ROWS, f"{got} rows answer a request of {rows}")
-        _check_values(self.reply, arrays)
+        _check_values(checks, arrays)
 
     def check_sample(self, meta: dict[str, Any], arrays: Arrays) -> None:
         """A sample message (meta and arrays)."""
         episode = meta.get("episode", False)
         if type(episode) is not bool or episode != self.episodes:
             raise ContentError(META, f"episode={episode!r} in a run {'with' if self.episodes else 'without'} fullTrajectory")
-        length, columns = _check_arrays(self.sample, arrays, 2)
+        checks = self._checks["sample"]
+        length, columns = _check_arrays(checks, arrays, 2)
         if self.episodes:
             if not 1 <= length <= self.max_episode_length or columns != 1:
                 raise ContentError(ROWS, f"episode of [{length}, {columns}], expected [1..{self.max_episode_length}, 1]")
         elif (length, columns) != (self.sample_length, self.sample_columns):
             raise ContentError(ROWS, f"sample of [{length}, {columns}], expected [{self.sample_length}, {self.sample_columns}]")
-        _check_values(self.sample, arrays)
+        _check_values(checks, arrays)
 
     # ---- senders conform to it
     def conform(self, specs: dict[str, ArraySpec], arrays: Arrays) -> Arrays:

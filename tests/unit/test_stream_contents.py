@@ -91,6 +91,35 @@ def test_bad_sample_is_a_content_error(case: str, arrays: dict[str, np.ndarray])
     assert (info.value.reason == "non_finite") == finite_only, info.value
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 2, 7, 8, 9, 16, 33, 64, 65, 1000])
+def test_all_finite_finds_every_nan_and_inf(dtype: type, size: int) -> None:
+    from srl_runtime.streams.schema import all_finite
+
+    big = np.finfo(dtype).max  # finite values at the edge of the range must not overflow the check
+    a = np.where(np.arange(size) % 3, big, -big).astype(dtype)  # extremes of both signs
+    assert all_finite(a) and all_finite(a.reshape(1, size, 1)) and all_finite(a[::2])
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in {0, size // 2, size - 1}:  # first, middle, last (SIMD heads and tails)
+            b = a.copy()
+            b[at] = bad
+            assert not all_finite(b), (bad, at)
+            assert not all_finite(b.reshape(size, 1)), (bad, at)
+    assert all_finite(np.zeros((0, 3), dtype)) and all_finite(np.zeros(2 * size + 70, dtype))
+
+
+def test_checks_follow_each_schema_not_a_shared_cache() -> None:
+    flat, rnn = _schema(), _schema(policy={"rnn": {"hiddenSize": 16}})
+    request = _with(good_request(), rnn_state=np.zeros((ROWS, 16), np.float32))
+    rnn.check_request(request)
+    with pytest.raises(wire.MalformedMessage):
+        flat.check_request(request)  # names: rnn_state is not flat's
+    with pytest.raises(wire.MalformedMessage):
+        rnn.check_request(_with(request, rnn_state=np.zeros((ROWS, 8), np.float32)))  # trailing shape
+    with pytest.raises(wire.MalformedMessage):
+        rnn.check_request(_with(request, rnn_state=np.zeros((ROWS - 1, 16), np.float32)))  # leading rows differ
+
+
 def test_episode_flag_must_match_the_mode() -> None:
     with pytest.raises(wire.MalformedMessage):
         _schema().check_sample({"episode": True}, good_sample())
