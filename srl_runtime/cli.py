@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from srl_runtime import timeline
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.load import InvalidExperiment, load_experiment
 from srl_runtime.config.roles import ROLES
@@ -37,6 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from srl_runtime.launcher.serial import run_serial
 
     experiment = _load_checked(args.file)
+    timeline.mark("experiment_parsed")
     run_dir = run_dir_for(experiment, Path(args.run_dir) if args.run_dir else None)
     check_run_dir(run_dir, args.resume, args.overwrite)
     level = logging.INFO if args.verbose else logging.WARNING
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `srl` console script."""
+    timeline.mark("cli_main")
     args = build_parser().parse_args(argv)
     try:
         from srl_runtime.launcher.local import RunDirInUse
