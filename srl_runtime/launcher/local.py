@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import shutil
 import signal
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from srl_runtime import timeline
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.roles import START_ORDER, Role, restart_limit, worker_counts
+from srl_runtime.launcher.forkserver import worker_context
 from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
 from srl_runtime.launcher.reporting import ProgressReporter
 from srl_runtime.metrics import MetricsExporter
@@ -81,29 +81,6 @@ class _Proc:
 
 
 LOG_TAIL_LINES = 20
-
-# What a fork server imports once for every worker it forks (torch most of all: its import is seconds
-# of CPU that each spawned worker paid again, all at once on a small machine).
-# The last one only marks the end of the preload on the start-up timeline (srl_runtime/timeline.py).
-FORKSERVER_PRELOAD = (
-    "srl_runtime.workers.actor", "srl_runtime.workers.trainer", "srl_runtime.workers.policy_worker",
-    "srl_runtime.launcher.preloaded",
-)
-
-
-def worker_context() -> mp.context.ForkServerContext | mp.context.SpawnContext:
-    """Worker processes come from a fork server that preloaded the worker code (no torch state is
-    inherited: the server only imported modules); `spawn` where there is no fork server.
-    $SRL_WORKER_START=spawn forces spawn."""
-    method = os.environ.get("SRL_WORKER_START", "forkserver")
-    if method not in mp.get_all_start_methods():
-        method = "spawn"
-    if method == "forkserver":
-        server = mp.get_context("forkserver")
-        server.set_forkserver_preload(list(FORKSERVER_PRELOAD))
-        return server
-    return mp.get_context("spawn")
-
 
 def worker_log_path(run_dir: Path, role: str, index: int) -> Path:
     """Where a worker process of a local run writes its log (with tracebacks)."""
