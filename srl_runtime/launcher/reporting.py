@@ -36,9 +36,7 @@ class ProgressReporter:
             self._csv.writeheader()
         self._tb: Any = None
         try:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(str(run_dir / TENSORBOARD_DIR), flush_secs=FLUSH_SECONDS)
+            self._tb = summary_writer_class()(str(run_dir / TENSORBOARD_DIR), flush_secs=FLUSH_SECONDS)
         except ImportError:  # TensorBoard output is optional; the CSV always exists
             self._tb = None
 
@@ -66,6 +64,27 @@ class ProgressReporter:
         self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def summary_writer_class() -> Any:
+    """tensorboardX's SummaryWriter, imported without torch unless torch is loaded already.
+
+    Why: tensorboardX.writer imports torch when it can (only to name tensor types in its annotations),
+    over a second of CPU in the launcher while its workers start on the same cores; the launcher
+    writes float scalars only. A None in sys.modules makes that optional import fail at once; the
+    entry is removed again, so a later `import torch` in this process works as usual.
+    """
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+    return SummaryWriter
 
 
 def _header(path: Path) -> list[str]:

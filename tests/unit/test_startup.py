@@ -1,6 +1,6 @@
-"""`srl run` start-up: the fork server starts first thing and preloads while the CLI works; the CLI
-imports no torch (it is the workers' cost, paid once in the server); timeline marks go where
-$SRL_STARTUP_TRACE says (bench/startup.py reads them)."""
+"""`srl run` start-up: the fork server starts first thing and preloads while the CLI works; the CLI and
+the launcher's TensorBoard writer import no torch (it is the workers' cost, paid once in the server);
+timeline marks go where $SRL_STARTUP_TRACE says (bench/startup.py reads them)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,24 @@ def test_the_fork_server_preloads_without_waiting_for_a_worker(tmp_path: Path) -
     preloaded = [line.split("\t") for line in trace.read_text().splitlines() if line.endswith("\tpreloaded")]
     assert preloaded and preloaded[0][2] == "forkserver"
     assert returned < float(preloaded[0][0]), "start_worker_server waited for the preload"
+
+
+def test_the_launchers_tensorboard_writer_leaves_torch_unimported(tmp_path: Path) -> None:
+    out = _python(
+        """
+        import sys
+        from srl_runtime.launcher.reporting import summary_writer_class
+        writer = summary_writer_class()("tb")
+        writer.add_scalar("a/b", 1.5, 3)
+        writer.close()
+        print("torch" in sys.modules)
+        import torch  # still importable afterwards
+        print(torch.tensor([1.0]).item())
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["False", "1.0"]
+    assert [p.stat().st_size > 0 for p in (tmp_path / "tb").iterdir()] == [True]
 
 
 def test_timeline_marks_go_to_the_trace_file_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
