@@ -150,10 +150,15 @@ def median_marks(runs: list[dict]) -> dict[str, float]:
     return dict(sorted(med.items(), key=lambda kv: kv[1]))
 
 
+def _median(values: list[float | None]) -> float | None:
+    seen = [v for v in values if v is not None]
+    return round(statistics.median(seen), 3) if seen else None
+
+
 def summarize(runs: list[dict]) -> dict:
-    starts = [r["startup_s"] for r in runs if r["startup_s"] is not None]
     return {
-        "startup_s": round(statistics.median(starts), 3) if starts else None,
+        "startup_s": _median([r["startup_s"] for r in runs]),
+        "first_progress_line_s": _median([r["first_progress_line_s"] for r in runs]),
         "startup_s_runs": [r["startup_s"] for r in runs],
         "median": median_marks(runs),
         "runs": runs,
@@ -168,7 +173,8 @@ def table(result: dict[str, dict]) -> str:
     for name in rows:
         cells = "".join(f"{result[r]['median'].get(name, float('nan')):16.3f}" for r in repos)
         out.append(f"{name:40s}{cells}")
-    out.append(f"{'startup_s (harness)':40s}" + "".join(f"{result[r]['startup_s'] or float('nan'):16.3f}" for r in repos))
+    for key in ("first_progress_line_s", "startup_s"):
+        out.append(f"{key:40s}" + "".join(f"{result[r][key] or float('nan'):16.3f}" for r in repos))
     return "\n".join(out)
 
 

@@ -188,6 +188,9 @@ class Worker(abc.ABC):
         self.stats.polls += 1
         if result.sample_count and not self.stats.samples:
             timeline.mark("first_samples")
+            # Report the first samples at the next poll rather than a progress interval later: the
+            # monitor's first frames, and an actor's first episodes in its log, show up at once.
+            self._next_progress = now
         self.stats.samples += result.sample_count
         self.stats.batches += result.batch_count
         if result.sample_count == 0 and result.batch_count == 0:

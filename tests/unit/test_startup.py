@@ -1,9 +1,12 @@
 """`srl run` start-up: the fork server starts first thing and preloads while the CLI works; the CLI and
 the launcher's TensorBoard writer import no torch (it is the workers' cost, paid once in the server);
-timeline marks go where $SRL_STARTUP_TRACE says (bench/startup.py reads them)."""
+the first samples are reported, and the first line with frames printed, without waiting out an
+interval; timeline marks go where $SRL_STARTUP_TRACE says (bench/startup.py reads them)."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from srl_runtime import cli, timeline
-from srl_runtime.config.load import InvalidExperiment
+from srl_runtime.config.load import InvalidExperiment, parse_experiment
 from srl_runtime.launcher import forkserver
+from srl_runtime.launcher.monitor import Summary
+from srl_runtime.launcher.reporting import ProgressReporter
+from srl_runtime.name_records import keys
+from srl_runtime.name_records.memory import MemoryNameRecords
+from srl_runtime.workers.base import PollResult, Worker, WorkerContext
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -112,3 +120,43 @@ def test_timeline_marks_go_to_the_trace_file_only_when_asked(tmp_path: Path, mon
     timeline.mark("configured")
     t, pid, label, event = trace.read_text().rstrip("\n").split("\t")
     assert (int(pid), label, event) == (os.getpid(), "actor-0", "configured") and float(t) > 0
+
+
+class _SlowReporter(Worker):
+    """Samples from its second poll on; progress once an hour (so only the first-samples rule reports)."""
+
+    role = "actor"
+    progress_interval = 3600.0
+
+    def _configure(self) -> None:
+        pass
+
+    def _poll(self) -> PollResult:
+        return PollResult(sample_count=1 if self.stats.polls else 0)
+
+
+def test_a_worker_reports_its_first_samples_at_the_next_poll(tmp_path: Path) -> None:
+    exp = parse_experiment({"metadata": {"name": "first"}, "spec": {"environment": {"id": "CartPole-v1"}, "stop": {"envFrames": 10}}})
+    nr = MemoryNameRecords()
+    worker = _SlowReporter(WorkerContext(exp, "actor", 0, nr, tmp_path))
+    worker.start()
+
+    def samples() -> int:
+        return int(json.loads(nr.get(keys.worker_progress(worker.ctx.root, "actor", 0)))["samples"])
+
+    worker.poll_once()  # publishes (nothing yet), polls: no samples
+    worker.poll_once()  # first sample
+    assert samples() == 0
+    worker.poll_once()  # reports it, not an hour later
+    assert samples() == 1
+    worker.poll_once()
+    assert samples() == 1  # then the interval rules again
+
+
+def test_the_first_line_with_frames_is_printed_at_once(tmp_path: Path) -> None:
+    out = io.StringIO()
+    reporter = ProgressReporter(tmp_path, interval=100.0, stream=out)
+    for wall, frames in [(0.0, 0), (0.5, 0), (1.0, 16), (1.5, 32), (101.5, 48)]:
+        reporter.report(Summary(wall_seconds=wall, env_frames=frames))
+    reporter.close()
+    assert [line.split("frames")[1].split()[0] for line in out.getvalue().splitlines()] == ["0", "16", "48"]
