@@ -1,4 +1,9 @@
-"""The `srl` command: run an experiment locally, validate a document, or run one worker (a pod)."""
+"""The `srl` command: run an experiment locally, validate a document, or run one worker (a pod).
+
+This module imports only what parsing the command line needs (config.roles is light): `srl run`
+starts the workers' fork server before anything else (launcher/forkserver.py), so its preload, most
+of the start-up, overlaps the CLI's own imports and work.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,20 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from srl_runtime.config.experiment import RLExperiment
-from srl_runtime.config.load import InvalidExperiment, load_experiment
+from srl_runtime import timeline
 from srl_runtime.config.roles import ROLES
+
+if TYPE_CHECKING:
+    from srl_runtime.config.experiment import RLExperiment
 
 EXIT_INVALID = 2
 
 
 def _load_checked(path: str) -> RLExperiment:
     """The experiment in `path`, validated, with an environment that can be found (InvalidExperiment else)."""
+    from srl_runtime.config.load import InvalidExperiment, load_experiment
     from srl_runtime.envs.check import environment_problems
 
     experiment = load_experiment(path)
@@ -37,6 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from srl_runtime.launcher.serial import run_serial
 
     experiment = _load_checked(args.file)
+    timeline.mark("experiment_parsed")
     run_dir = run_dir_for(experiment, Path(args.run_dir) if args.run_dir else None)
     check_run_dir(run_dir, args.resume, args.overwrite)
     level = logging.INFO if args.verbose else logging.WARNING
@@ -149,8 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `srl` console script."""
+    timeline.mark("cli_main")
     args = build_parser().parse_args(argv)
+    if args.command == "run" and not args.serial:
+        from srl_runtime.launcher.forkserver import start_worker_server
+
+        start_worker_server()
     try:
+        from srl_runtime.config.load import InvalidExperiment
         from srl_runtime.launcher.local import RunDirInUse
     except ModuleNotFoundError as err:  # the core distribution without its `train` extra
         print(f"srl: {err.name} is not installed: training needs pip install 'srl-runtime[train]'", file=sys.stderr)

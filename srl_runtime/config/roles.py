@@ -1,12 +1,14 @@
 """The worker roles: the one table of what each role is called, where its settings live in the
 document, and how many workers of it an experiment runs. The runtime (workers, launchers, `srl
-worker`) and the operator (names, pods, restarts, status) all read it; it imports no torch."""
+worker`) and the operator (names, pods, restarts, status) all read it; it imports no torch, and the
+experiment's models only when a function needs them (the CLI imports ROLES before anything else)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from srl_runtime.config.experiment import EvaluationSpec, ExperimentSpec, WorkerRoleSpec
+if TYPE_CHECKING:
+    from srl_runtime.config.experiment import EvaluationSpec, ExperimentSpec, WorkerRoleSpec
 
 Role = Literal["actor", "policy", "trainer", "eval"]
 ROLES: tuple[Role, ...] = ("actor", "policy", "trainer", "eval")
@@ -28,17 +30,23 @@ def role_block(spec: ExperimentSpec, role: Role) -> WorkerRoleSpec | EvaluationS
 
 def worker_settings(spec: ExperimentSpec, role: Role) -> WorkerRoleSpec | None:
     """The shared worker settings (pod resources, env, volumes, threads) of a role; None for eval."""
+    from srl_runtime.config.experiment import WorkerRoleSpec
+
     block = role_block(spec, role)
     return block if isinstance(block, WorkerRoleSpec) else None
 
 
 def document_field(role: Role) -> str:
     """The camelCase name of the role's block in the document (and in the status): e.g. policyWorkers."""
+    from srl_runtime.config.experiment import ExperimentSpec
+
     return ExperimentSpec.model_fields[SPEC_FIELD[role]].alias or SPEC_FIELD[role]
 
 
 def replicas(spec: ExperimentSpec, role: Role) -> int:
     """How many workers of `role` the spec asks for (evaluation: one when enabled)."""
+    from srl_runtime.config.experiment import EvaluationSpec
+
     block = role_block(spec, role)
     if isinstance(block, EvaluationSpec):
         return 1 if block.enabled else 0

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import shutil
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from srl_runtime import timeline
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.roles import START_ORDER, Role, restart_limit, worker_counts
+from srl_runtime.launcher.forkserver import worker_context
 from srl_runtime.launcher.monitor import ExperimentMonitor, Summary
 from srl_runtime.launcher.reporting import ProgressReporter
 from srl_runtime.metrics import MetricsExporter
@@ -81,25 +82,6 @@ class _Proc:
 
 LOG_TAIL_LINES = 20
 
-# What a fork server imports once for every worker it forks (torch most of all: its import is seconds
-# of CPU that each spawned worker paid again, all at once on a small machine).
-FORKSERVER_PRELOAD = ("srl_runtime.workers.actor", "srl_runtime.workers.trainer", "srl_runtime.workers.policy_worker")
-
-
-def worker_context() -> mp.context.ForkServerContext | mp.context.SpawnContext:
-    """Worker processes come from a fork server that preloaded the worker code (no torch state is
-    inherited: the server only imported modules); `spawn` where there is no fork server.
-    $SRL_WORKER_START=spawn forces spawn."""
-    method = os.environ.get("SRL_WORKER_START", "forkserver")
-    if method not in mp.get_all_start_methods():
-        method = "spawn"
-    if method == "forkserver":
-        server = mp.get_context("forkserver")
-        server.set_forkserver_preload(list(FORKSERVER_PRELOAD))
-        return server
-    return mp.get_context("spawn")
-
-
 def worker_log_path(run_dir: Path, role: str, index: int) -> Path:
     """Where a worker process of a local run writes its log (with tracebacks)."""
     return Path(run_dir) / "logs" / f"{role}-{index}.log"
@@ -126,6 +108,8 @@ def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int
     from srl_runtime.config.load import parse_experiment
     from srl_runtime.workers import WorkerContext, make_worker
 
+    timeline.set_label(f"{role}-{index}")
+    timeline.mark("worker_main")
     path = worker_log_path(Path(run_dir), role, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
@@ -143,6 +127,7 @@ def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int
     try:
         experiment = parse_experiment(doc)
         nr = make_name_records(experiment.spec.name_records, Path(run_dir))
+        timeline.mark("name_records_opened")
         # No resume flag: a trainer always continues from the `checkpoint` tag if the run dir has one.
         worker = make_worker(WorkerContext(experiment, role, index, nr, Path(run_dir)))
         try:
@@ -198,11 +183,13 @@ class LocalLauncher:
             daemon=False,
         )
         p.start()
+        timeline.mark(f"spawned:{role}-{index}")
         return p
 
     def run(self) -> Summary:
         """Run to a stop condition; returns the final summary."""
         prepare_run_dir(self.run_dir, self.resume, self.overwrite)
+        timeline.mark("run_dir_prepared")
         spec = self.experiment.spec
         nr = make_name_records(spec.name_records, self.run_dir)
         root = keys.experiment_root(self.experiment.metadata.name, self.experiment.metadata.namespace)
@@ -211,6 +198,7 @@ class LocalLauncher:
         if self.metrics_port is not None:
             # A local run serves on loopback only.
             self.metrics = MetricsExporter(self.experiment.metadata.name, None, None, self.metrics_port, host="127.0.0.1")
+        timeline.mark("monitor_ready")
         for role in START_ORDER:
             for i in range(worker_counts(spec)[role]):
                 self.procs.append(_Proc(role, i, self._spawn(role, i)))

@@ -20,13 +20,18 @@ FLUSH_SECONDS = 10  # TensorBoard event files are flushed at least this often (a
 
 
 class ProgressReporter:
-    """Prints a progress line every `interval` seconds and logs scalars every tick."""
+    """Prints a progress line every `interval` seconds and logs scalars every tick.
+
+    The first tick with frames also prints at once, whatever the interval: it is the line that says
+    the run has started (bench/harness.py times start-up by it).
+    """
 
     def __init__(self, run_dir: Path, *, interval: float = 2.0, stream: TextIO = sys.stdout, quiet: bool = False) -> None:
         self.interval = interval
         self.stream = stream
         self.quiet = quiet
         self._last_print = -1e9
+        self._printed_frames = False  # a line with frames > 0 was printed
         path = run_dir / CSV_FILE
         # A resumed run appends under the header already there (an older run's columns included).
         header = _header(path)
@@ -36,9 +41,7 @@ class ProgressReporter:
             self._csv.writeheader()
         self._tb: Any = None
         try:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(str(run_dir / TENSORBOARD_DIR), flush_secs=FLUSH_SECONDS)
+            self._tb = summary_writer_class()(str(run_dir / TENSORBOARD_DIR), flush_secs=FLUSH_SECONDS)
         except ImportError:  # TensorBoard output is optional; the CSV always exists
             self._tb = None
 
@@ -56,8 +59,10 @@ class ProgressReporter:
             for key, value in s.learner.items():
                 if key not in LEARNER_KEYS:  # what a learner adds beyond the table (PPG, IMPALA)
                     self._tb.add_scalar(f"losses/{key}", value, step)
-        if not self.quiet and s.wall_seconds - self._last_print >= self.interval:
+        first_frames = s.env_frames > 0 and not self._printed_frames
+        if not self.quiet and (first_frames or s.wall_seconds - self._last_print >= self.interval):
             self._last_print = s.wall_seconds
+            self._printed_frames = self._printed_frames or s.env_frames > 0
             self.stream.write(format_line(s) + "\n")
             self.stream.flush()
 
@@ -66,6 +71,27 @@ class ProgressReporter:
         self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def summary_writer_class() -> Any:
+    """tensorboardX's SummaryWriter, imported without torch unless torch is loaded already.
+
+    Why: tensorboardX.writer imports torch when it can (only to name tensor types in its annotations),
+    over a second of CPU in the launcher while its workers start on the same cores; the launcher
+    writes float scalars only. A None in sys.modules makes that optional import fail at once; the
+    entry is removed again, so a later `import torch` in this process works as usual.
+    """
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+    return SummaryWriter
 
 
 def _header(path: Path) -> list[str]:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from srl_runtime import timeline
 from srl_runtime.envs import make_env_batch
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.policies import Policy
@@ -101,6 +102,7 @@ class ActorWorker(Worker):
                 make_env_batch(spec.environment, self.spec.envs_per_slot, seed=self.ctx.seed * 1000 + k * self.spec.envs_per_slot)
             )
             self.slots.append(_Slot(envs, envs.reset(), np.zeros((0,), np.float32)))
+        timeline.mark("envs_built")
         first = self.slots[0].envs
         self.rows = first.rows
         self.centralized = spec.policy.centralized_value
@@ -117,9 +119,11 @@ class ActorWorker(Worker):
                 first.observation_space, first.action_space, spec.policy, device=spec.actors.device,
                 critic_obs_space=first.critic_obs_space,
             )  # fmt: skip
+            timeline.mark("policy_built")
             param_db = self.sources.param_db = self._own(make_parameter_db(spec.parameter_db, self.ctx.run_dir))
             self.params = ParameterFollower(param_db, self.inline_policy, spec.actors.param_pull_interval)
             self.params.maybe_pull()
+            timeline.mark("params_pulled")
             self.client = make_inference_client("inline", self.ctx.name_records, self.ctx.root, policy=self.inline_policy)
             probe = self.inline_policy
         else:
@@ -135,6 +139,7 @@ class ActorWorker(Worker):
         self.producer = self._own(make_sample_producer(
             kind, self.ctx.name_records, self.ctx.root, **({"ring_size": queue} if kind == "shm" else {"hwm": queue})
         ))  # fmt: skip
+        timeline.mark("streams_connected")
 
         rows = self.rows
         # The sample's arrays are what the trainers' schema expects: one definition for both ends.
@@ -289,6 +294,8 @@ class ActorWorker(Worker):
         """Count finished episodes; keep the recent finite returns and log every one."""
         if not returns:
             return
+        if not self.episodes_done:
+            timeline.mark("first_episode_end")
         now = time.time()
         for ret, length in zip(returns, lengths, strict=True):
             if math.isfinite(ret):  # a NaN reward made this return meaningless (reported above)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from srl_runtime import timeline
 from srl_runtime.config.experiment import RLExperiment
 from srl_runtime.config.ports import ListenPorts
 from srl_runtime.config.roles import Role, seed_offset
@@ -185,6 +186,11 @@ class Worker(abc.ABC):
             return PollResult()
         result = self._poll()
         self.stats.polls += 1
+        if result.sample_count and not self.stats.samples:
+            timeline.mark("first_samples")
+            # Report the first samples at the next poll rather than a progress interval later: the
+            # monitor's first frames, and an actor's first episodes in its log, show up at once.
+            self._next_progress = now
         self.stats.samples += result.sample_count
         self.stats.batches += result.batch_count
         if result.sample_count == 0 and result.batch_count == 0:
@@ -194,6 +200,7 @@ class Worker(abc.ABC):
     def run(self) -> None:
         """Poll until the experiment stops or exit is requested (own-process mode)."""
         self.start()
+        timeline.mark("configured")
         try:
             while not self._exiting:
                 if not self._running:

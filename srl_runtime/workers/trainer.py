@@ -16,6 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from srl_runtime import timeline
 from srl_runtime.algorithms import make_learner
 from srl_runtime.param_db import make_parameter_db
 from srl_runtime.param_db.base import UnreadableCheckpoint, VersionNotFound
@@ -68,10 +69,12 @@ class TrainerWorker(Worker):
         spec = self.ctx.experiment.spec
         set_torch_threads(self.spec.torch_threads)
         self.policy, self.schema = probe_policy(spec, self.spec.device, self.ctx.seed)
+        timeline.mark("policy_built")
         self.sources.policy = self.policy  # its version: the newest this run published (or resumed past)
         self.learner = self.sources.learner = make_learner(self.policy, spec.algorithm, total_train_steps=spec.stop.train_steps)
         self.param_db = self.sources.param_db = self._own(make_parameter_db(spec.parameter_db, self.ctx.run_dir))
         self._resume()
+        timeline.mark("param_db_opened")
         if self.spec.replicas > 1:
             # torch.distributed: imported only when needed
             from srl_runtime.workers.trainer_group import TrainerGroup
@@ -85,12 +88,14 @@ class TrainerWorker(Worker):
             self.learner.stat_sync = self.group.mean
         if self.ctx.index == 0 and self.param_db.latest_version() is None:
             self._push(checkpoint=True)
+            timeline.mark("first_version_published")
         kind = sample_kind(spec, self.ctx.distributed)
         self.consumer = self.sources.stream = self._own(make_sample_consumer(
             kind, self.ctx.name_records, self.ctx.root, self.ctx.index, host=self.ctx.host,
             check=self.schema.check_sample,
             **({"hwm": spec.streams.sample_queue, **self.ctx.tcp_endpoint(self.ctx.ports.sample)} if kind == "zmq" else {}),
         ))  # fmt: skip
+        timeline.mark("streams_connected")
 
     def _resume(self) -> None:
         """Continue from the newest readable checkpoint; a fresh run only when nothing is stored."""

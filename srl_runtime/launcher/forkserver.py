@@ -1,0 +1,46 @@
+"""Where a local run's worker processes come from: a fork server that preloaded the worker code.
+
+Why a fork server: the worker code imports torch, seconds of CPU that every spawned worker would pay
+again, all at once on a small machine; the server imports it once and forks each worker from there
+(no torch state is inherited: the server only imported modules). Why started early: that preload is
+most of `srl run`'s start-up, so the CLI starts the server first thing (`start_worker_server`) and
+the import runs while the CLI itself parses the experiment and prepares the run directory. This
+module imports nothing heavy, so the CLI can call it before its own imports.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.forkserver
+import os
+
+# What the fork server imports once for every worker it forks. The last one only marks the end of
+# the preload on the start-up timeline (srl_runtime/timeline.py).
+FORKSERVER_PRELOAD = (
+    "srl_runtime.workers.actor", "srl_runtime.workers.trainer", "srl_runtime.workers.policy_worker",
+    "srl_runtime.launcher.preloaded",
+)  # fmt: skip
+
+
+def worker_context() -> mp.context.ForkServerContext | mp.context.SpawnContext:
+    """Worker processes come from a fork server that preloaded the worker code; `spawn` where there is
+    no fork server. $SRL_WORKER_START=spawn forces spawn."""
+    method = os.environ.get("SRL_WORKER_START", "forkserver")
+    if method not in mp.get_all_start_methods():
+        method = "spawn"
+    if method == "forkserver":
+        server = mp.get_context("forkserver")
+        server.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+        return server
+    return mp.get_context("spawn")
+
+
+def start_worker_server() -> None:
+    """Start the fork server now, without waiting: its preload runs beside the caller (a no-op with
+    spawn). The first worker start then waits only for what is left of the preload.
+
+    If the caller gives up (an invalid experiment), the server finishes its imports and exits, as it
+    does whenever the process that started it is gone.
+    """
+    if isinstance(worker_context(), mp.context.ForkServerContext):
+        multiprocessing.forkserver.ensure_running()
