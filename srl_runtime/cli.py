@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from srl_runtime.config.experiment import RLExperiment
 
 EXIT_INVALID = 2
+EXIT_CODES = {"interrupted": 130, "terminated": 143}  # stop reason -> exit code (128 + SIGINT / SIGTERM)
 
 
 def _load_checked(path: str) -> RLExperiment:
@@ -86,7 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(result) + "\n")
     reason = result["stop_reason"] or ""
-    return 1 if reason.startswith("failed") else (130 if reason == "interrupted" else 0)
+    return 1 if reason.startswith("failed") else EXIT_CODES.get(reason, 0)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:

@@ -11,7 +11,9 @@ import logging
 import multiprocessing as mp
 import shutil
 import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +143,42 @@ def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int
     sys.exit(0 if worker is not None and (worker.exit_reason or "").startswith("stop") else 1)
 
 
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # signal -> the run's stop reason
+
+
+class _StopSignal(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the launcher: stop the run cleanly (stop flag, checkpoint) with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _stop_on_signals() -> Callable[[], None]:
+    """Make SIGINT (Ctrl-C) and SIGTERM stop the run cleanly; returns what restores the previous handlers.
+
+    Explicit handlers, not Python's default KeyboardInterrupt: a process started with SIGINT ignored
+    (anything launched with `cmd &` from a script, and everything it starts) keeps it ignored, and
+    then Ctrl-C or `kill -INT` would not stop the run at all. SIGTERM (what `kill`, systemd and
+    timeouts send) gets the same clean stop. Outside the main thread (a run started in-process by a
+    library) signal handlers cannot be set; the defaults stay.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise _StopSignal(STOP_SIGNALS[signal.Signals(signum)])
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))  # an inherited block would hold them back
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 class LocalLauncher:
     """Starts, supervises and stops the workers of one experiment.
 
@@ -202,6 +240,7 @@ class LocalLauncher:
         for role in START_ORDER:
             for i in range(worker_counts(spec)[role]):
                 self.procs.append(_Proc(role, i, self._spawn(role, i)))
+        restore_signals = _stop_on_signals()
         try:
             while monitor.summary.stop_reason is None:
                 time.sleep(0.5)
@@ -211,9 +250,10 @@ class LocalLauncher:
                     self._export(monitor)
                 except Exception as err:  # noqa: BLE001 - a name-record hiccup delays the monitor, no more
                     log.warning("monitor: %s", err)
-        except KeyboardInterrupt:
-            monitor.request_stop("interrupted")
+        except _StopSignal as stop:
+            monitor.request_stop(stop.reason)
         finally:
+            restore_signals()
             if monitor.summary.stop_reason is None:
                 monitor.request_stop("failed")
             if not monitor.ensure_stopped(timeout=STOP_WRITE_TIMEOUT):

@@ -34,13 +34,18 @@ def experiment_file(tmp_path: Path, source: str | Path, **spec_overrides: Any) -
 class SrlRun:
     """`srl run FILE` in a subprocess, its output in a log file, its summary in JSON."""
 
-    def __init__(self, tmp_path: Path, experiment: Path, *extra: str, test_envs: bool = False) -> None:
-        """test_envs: the run can import tests/bad_envs.py (entryPoint: bad_envs:<Class>)."""
+    def __init__(
+        self, tmp_path: Path, experiment: Path, *extra: str, test_envs: bool = False, sigint_ignored: bool = False
+    ) -> None:
+        """test_envs: the run can import tests/bad_envs.py (entryPoint: bad_envs:<Class>);
+        sigint_ignored: started with SIGINT ignored, as `cmd &` in a script starts it."""
         self.run_dir = tmp_path / "run"
         self.summary_path = tmp_path / "summary.json"
         self.log_path = tmp_path / "srl.log"
         cmd = [sys.executable, "-m", "srl_runtime.cli", "run", str(experiment), "--run-dir", str(self.run_dir),
                "--summary-json", str(self.summary_path), *extra]
+        if sigint_ignored:
+            cmd = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *cmd]
         env = dict(os.environ)
         if test_envs:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), env.get("PYTHONPATH")) if p)

@@ -290,10 +290,11 @@ def test_crash_looping_worker_fails_the_run_with_its_last_log_lines(tmp_path: Pa
 
 
 def test_ctrl_c_leaves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    # The first run stops only by Ctrl-C (however fast it trains); the resumed one by train steps.
     path = experiment_file(
         tmp_path, REPO / "examples/cartpole.yaml",
         trainers={"checkpointEvery": 1000},  # only the exit checkpoint can make resume work
-        stop={"trainSteps": 40, "wallSeconds": 300, "targetMeanReturn": None},
+        stop={"trainSteps": 10**9, "wallSeconds": 300, "targetMeanReturn": None},
     )
     first = SrlRun(tmp_path, path)
     try:
@@ -309,6 +310,11 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None
 
     rows_before = (first.run_dir / "metrics.csv").read_text().count("\n")
     (tmp_path / "second").mkdir()
+    goal = interrupted_at + 20
+    path = experiment_file(
+        tmp_path / "second", REPO / "examples/cartpole.yaml",
+        trainers={"checkpointEvery": 1000}, stop={"trainSteps": goal, "wallSeconds": 300, "targetMeanReturn": None},
+    )
     second = SrlRun(tmp_path / "second", path, "--resume", "--run-dir", str(first.run_dir))
     try:
         resumed = second.wait(timeout=300)
@@ -322,4 +328,25 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None
     steps_seen = [int(r["train_steps"]) for r in rows if int(r["train_steps"]) > 0]
     assert steps_seen and min(steps_seen) >= interrupted_at, f"resumed run restarted training: {steps_seen[:5]}"
     assert resumed["env_frames"] > summary["env_frames"], (summary, resumed)
-    assert resumed["train_steps"] >= 40 and resumed["wall_seconds"] > summary["wall_seconds"], (summary, resumed)
+    assert resumed["train_steps"] >= goal and resumed["wall_seconds"] > summary["wall_seconds"], (summary, resumed)
+
+
+@pytest.mark.parametrize(("sig", "reason", "code"), [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)])
+def test_sigint_and_sigterm_stop_a_run_cleanly_even_if_sigint_was_ignored_at_start(
+    tmp_path: Path, sig: signal.Signals, reason: str, code: int
+) -> None:
+    # `cmd &` in a script starts cmd with SIGINT ignored; the launcher's own handlers still stop it.
+    # Ctrl-C reaches the terminal's whole process group; SIGTERM (kill, timeout, docker stop) the launcher.
+    path = experiment_file(tmp_path, REPO / "examples/cartpole.yaml", stop={"trainSteps": 10**9, "wallSeconds": 300, "targetMeanReturn": None})
+    run = SrlRun(tmp_path, path, sigint_ignored=True)
+    try:
+        run.wait_for(lambda s: s["train_steps"] >= 2, 240, "2 train steps")
+        if sig == signal.SIGINT:
+            os.killpg(run.proc.pid, sig)
+        else:
+            run.proc.send_signal(sig)
+        summary = run.wait(timeout=120)
+    finally:
+        run.stop()
+    assert summary["stop_reason"] == reason and run.proc.returncode == code, f"{summary}\n{run.log()}"
+    assert (run.run_dir / "params" / "tags" / "checkpoint").exists(), run.log()

@@ -163,11 +163,13 @@ def test_inference_server_drops_and_counts_bad_requests_and_serves_good_ones(rec
             dealer.send_multipart(wire.encode("infer_req", {"id": i}, arrays), copy=False)
         rid = client.post_request(good_request())
         served = []
+        # The dealer's and the client's connections are not ordered with each other: poll until both
+        # the good request is answered and every bad one has arrived (and been dropped).
         for _ in range(200):
             for req in server.poll_requests(512, 0.05):
                 served.append(req)
                 server.respond(req, good_reply(req.rows))
-            if client.is_ready(rid):
+            if client.is_ready(rid) and server.dropped >= len(BAD_REQUESTS):
                 break
         assert client.wait(rid, timeout=5)["action"].shape == (ROWS,)
         assert len(served) == 1, [r.arrays.keys() for r in served]
