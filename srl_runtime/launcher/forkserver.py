@@ -22,9 +22,21 @@ FORKSERVER_PRELOAD = (
 )  # fmt: skip
 
 
+# numpy's BLAS threads in every worker, unless the user's environment says otherwise. Local workers
+# are one process each and already share the cores; a BLAS pool per worker (numpy's OpenBLAS starts
+# one thread per core) turns the policy worker's batched numpy forward pass into threads fighting the
+# actors for the same cores: measured in bench/inference_path.py --serve, 459 us of server time per
+# request with the default pool against 114 us with one thread. torch's threads are set per role
+# (torchThreads); pods get OMP_NUM_THREADS from the operator.
+WORKER_BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
+
+
 def worker_context() -> mp.context.ForkServerContext | mp.context.SpawnContext:
     """Worker processes come from a fork server that preloaded the worker code; `spawn` where there is
-    no fork server. $SRL_WORKER_START=spawn forces spawn."""
+    no fork server. $SRL_WORKER_START=spawn forces spawn. Sets WORKER_BLAS_THREADS in this process's
+    environment (where unset), which the server and spawned workers inherit before they load numpy."""
+    for name, value in WORKER_BLAS_THREADS.items():
+        os.environ.setdefault(name, value)
     method = os.environ.get("SRL_WORKER_START", "forkserver")
     if method not in mp.get_all_start_methods():
         method = "spawn"

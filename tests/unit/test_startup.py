@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,3 +161,29 @@ def test_the_first_line_with_frames_is_printed_at_once(tmp_path: Path) -> None:
         reporter.report(Summary(wall_seconds=wall, env_frames=frames))
     reporter.close()
     assert [line.split("frames")[1].split()[0] for line in out.getvalue().splitlines()] == ["0", "16", "48"]
+
+
+def _blas_threads_in_worker(queue: Any) -> None:
+    import numpy as np
+
+    a = np.ones((512, 64), np.float32)
+    for _ in range(10):
+        a @ np.ones((64, 64), np.float32)  # a matmul big enough for OpenBLAS to use its pool
+    queue.put((os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task"))))
+
+
+def test_local_workers_run_numpy_blas_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Worker processes already share the cores; a BLAS pool in each (numpy starts one thread per core)
+    # made the policy worker's batched forward pass fight the actors.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # records the original, so teardown restores it
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setenv("SRL_WORKER_START", "spawn")  # a fresh interpreter: numpy loads after the setting
+    ctx = forkserver.worker_context()
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_blas_threads_in_worker, args=(queue,))
+    proc.start()
+    try:
+        setting, threads = queue.get(timeout=120)
+    finally:
+        proc.join(30)
+    assert setting == "1" and threads == 1, (setting, threads)
