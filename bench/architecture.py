@@ -5,7 +5,8 @@
 Policy workers: real `srl run` experiments (process mode) of `--actors` actors with inference
 inline (policyWorkers.replicas 0) and with one policy worker over shared memory and over ZMQ, on
 CartPole-v1 and on the zero-cost stub env SrlStub-v0 (so that figure is streams + forward pass).
-Each run is measured over a fixed window after start-up (every actor stepping, then `--warmup` s),
+Each run is measured over a fixed window after start-up (every actor stepping and the trainer's first
+train step, then `--warmup` s),
 from the workers' own progress records: env frames/s (per actor, between two progress records, by
 their timestamps), rows per forward pass of the policy worker (inferred rows / forward passes in the
 window), and the actor's inference round trip p50/p99 (post_request until the answer is read off
@@ -101,21 +102,27 @@ def measure_run(env: str, inference: str, args: argparse.Namespace, workdir: Pat
     root = keys.experiment_root(name)
     try:
         records = DirectoryNameRecords(run_dir / "name_records")
-        while True:  # start-up: every actor has stepped
+        startup = None
+        while True:  # start-up: every actor has stepped, and the trainer has trained (steady state)
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
             if time.monotonic() - launched > START_TIMEOUT:
-                raise RuntimeError(f"{name}: actors not stepping after {START_TIMEOUT:.0f}s")
-            actors = _actors(read_progress(records, root)) if (run_dir / "name_records").exists() else {}
-            if len(actors) == args.actors and all(p.get("env_frames", 0) > 0 for p in actors.values()):
+                raise RuntimeError(f"{name}: actors not stepping or trainer not training after {START_TIMEOUT:.0f}s")
+            progress = read_progress(records, root) if (run_dir / "name_records").exists() else {}
+            actors = _actors(progress)
+            if startup is None and len(actors) == args.actors and all(p.get("env_frames", 0) > 0 for p in actors.values()):
+                startup = time.monotonic() - launched
+            # Until the trainer's first train step the actors run against a sample queue nobody drains
+            # (they stall when it is full): a window that starts there measures start-up, not throughput.
+            if startup is not None and progress.get(("trainer", 0), {}).get("train_steps", 0) > 0:
                 break
             time.sleep(0.2)
-        startup = time.monotonic() - launched
+        training = time.monotonic() - launched
         time.sleep(args.warmup)
         first = read_progress(records, root)
         time.sleep(args.window)
         last = read_progress(records, root)
-        return {"startup_seconds": round(startup, 2), **window_figures(first, last)}
+        return {"startup_seconds": round(startup, 2), "training_after_seconds": round(training, 2), **window_figures(first, last)}
     finally:
         stop(proc)
 
@@ -245,7 +252,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter windows (<= 4 min on 2 cores)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=float, help="seconds measured per policy-worker run (quick 3, full 10)")
-    parser.add_argument("--warmup", type=float, help="seconds after every actor stepped before the window (quick 1, full 3)")
+    parser.add_argument("--warmup", type=float, help="seconds after every actor stepped and the trainer trained, before the window (quick 1, full 3)")
     parser.add_argument("--stream-seconds", type=float, help="seconds per stream figure (quick 0.7, full 2)")
     parser.add_argument("--sample-mb", type=float, default=1.0, help="payload of one sample message (and of memcpy)")
     parser.add_argument("--actors", type=int, default=4)
