@@ -163,9 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     timeline.mark("cli_main")
     args = build_parser().parse_args(argv)
     if args.command == "run" and not args.serial:
-        from srl_runtime.launcher.forkserver import start_worker_server
+        from srl_runtime.launcher.forkserver import start_worker_server, stop_worker_server
 
         start_worker_server()
+        code = _dispatch(args)
+        if code == EXIT_INVALID:  # no run: don't leave the caller's output open to the server's preload
+            stop_worker_server()
+        return code
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen command; invalid input is one line on stderr and EXIT_INVALID."""
     try:
         from srl_runtime.config.load import InvalidExperiment
         from srl_runtime.launcher.local import RunDirInUse

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import multiprocessing.forkserver
 import os
+import signal
 
 # What the fork server imports once for every worker it forks. The last one only marks the end of
 # the preload on the start-up timeline (srl_runtime/timeline.py).
@@ -56,3 +57,23 @@ def start_worker_server() -> None:
     """
     if isinstance(worker_context(), mp.context.ForkServerContext):
         multiprocessing.forkserver.ensure_running()
+
+
+def stop_worker_server() -> None:
+    """Stop the fork server at once, when no worker will come from it (the run did not start: an
+    invalid experiment, a run directory in use).
+
+    It may still be importing torch, and it holds the caller's stdout and stderr: whoever reads
+    those to the end (a pipe, `subprocess.run`) would otherwise wait out its preload, seconds after
+    `srl run` printed the error and exited. Uses multiprocessing's private handle of the server
+    (its pid; `_stop` closes the "alive" pipe, reaps it and removes its socket).
+    """
+    server = multiprocessing.forkserver._forkserver
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    server._stop()  # type: ignore[attr-defined]  # private, in 3.11-3.13

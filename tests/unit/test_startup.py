@@ -92,6 +92,29 @@ def test_the_fork_server_preloads_without_waiting_for_a_worker(tmp_path: Path) -
     assert returned < float(preloaded[0][0]), "start_worker_server waited for the preload"
 
 
+def test_a_run_that_does_not_start_stops_the_fork_server_at_once(tmp_path: Path) -> None:
+    """An invalid experiment: the server (maybe still importing torch, holding the caller's stdout and
+    stderr open) is killed and reaped before `srl run` returns, so a pipe reader is not kept waiting."""
+    out = _python(
+        """
+        import multiprocessing.forkserver as mpf, os
+        from srl_runtime import cli
+        from srl_runtime.launcher.forkserver import start_worker_server
+        start_worker_server()  # what cli.main does first; recorded here to see the pid
+        pid = mpf._forkserver._forkserver_pid
+        assert pid is not None
+        assert cli.main(["run", "missing.yaml", "--quiet"]) == cli.EXIT_INVALID
+        try:
+            os.kill(pid, 0)
+            print("alive")
+        except ProcessLookupError:
+            print("gone")
+        """,
+        tmp_path, SRL_WORKER_START="forkserver",
+    )  # fmt: skip
+    assert out.split()[-1] == "gone", out
+
+
 def test_the_launchers_tensorboard_writer_leaves_torch_unimported(tmp_path: Path) -> None:
     out = _python(
         """
