@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
+import select
 import shutil
 import signal
 import threading
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from srl_runtime import timeline
 from srl_runtime.config.experiment import RLExperiment
@@ -27,6 +30,9 @@ from srl_runtime.metrics import MetricsExporter
 from srl_runtime.name_records import keys
 from srl_runtime.name_records.factory import make_name_records
 from srl_runtime.workers.episode_log import EPISODES_DIR
+
+if TYPE_CHECKING:
+    from srl_runtime.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +107,32 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int) -> None:
+LAUNCHER_GONE = "launcher gone"  # a local worker's exit reason when the launcher died without stopping it
+
+
+def _exit_when_launcher_dies(worker: Worker, launcher_pid: int) -> None:
+    """Have `worker` exit once the launcher process is gone (SIGKILL, the OOM killer): nobody would
+    stop it otherwise; it is the fork server's child, not the launcher's. A pidfd becomes readable
+    when the process exits, so a daemon thread blocks on it: nothing polls, and a reused pid
+    cannot fool it."""
+    try:
+        pidfd = os.pidfd_open(launcher_pid)
+    except ProcessLookupError:
+        worker.request_exit(LAUNCHER_GONE)
+        return
+    except OSError as err:  # no pidfd (kernel < 5.3): the worker stops with the run as before
+        log.info("not watching the launcher (pidfd_open: %s)", err)
+        return
+
+    def watch() -> None:
+        select.select([pidfd], [], [])
+        log.warning("the launcher (pid %d) is gone; exiting", launcher_pid)
+        worker.request_exit(LAUNCHER_GONE)
+
+    threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
+
+
+def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int, launcher_pid: int) -> None:
     """Entry point of a worker process (forked by the fork server or spawned: no torch state inherited)."""
     import faulthandler
     import sys
@@ -132,6 +163,7 @@ def _worker_main(role: Role, index: int, doc: dict, run_dir: str, log_level: int
         timeline.mark("name_records_opened")
         # No resume flag: a trainer always continues from the `checkpoint` tag if the run dir has one.
         worker = make_worker(WorkerContext(experiment, role, index, nr, Path(run_dir)))
+        _exit_when_launcher_dies(worker, launcher_pid)
         try:
             worker.run()
         finally:
@@ -216,7 +248,7 @@ class LocalLauncher:
         doc = self.experiment.model_dump(mode="json", by_alias=True)
         p = self.ctx.Process(
             target=_worker_main,
-            args=(role, index, doc, str(self.run_dir), self.log_level),
+            args=(role, index, doc, str(self.run_dir), self.log_level, os.getpid()),
             name=f"srl-{role}-{index}",
             daemon=False,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,39 @@ def test_sigint_and_sigterm_stop_a_run_cleanly_even_if_sigint_was_ignored_at_sta
         run.stop()
     assert summary["stop_reason"] == reason and run.proc.returncode == code, f"{summary}\n{run.log()}"
     assert (run.run_dir / "params" / "tags" / "checkpoint").exists(), run.log()
+
+
+def _process_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes whose process group is `pgid`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def test_workers_exit_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    # SIGKILL (or the OOM killer) gives the launcher no chance to stop its workers; they are the fork
+    # server's children, so each watches the launcher itself and exits once it is gone.
+    path = experiment_file(tmp_path, REPO / "examples/cartpole.yaml", stop={"trainSteps": 10**9, "wallSeconds": 300, "targetMeanReturn": None})
+    run = SrlRun(tmp_path, path)
+    pgid = run.proc.pid  # started in a session of its own: the whole run is this process group
+    try:
+        run.wait_for(lambda s: s["train_steps"] >= 2, 240, "2 train steps")
+        assert len(_process_group(pgid)) >= 3, _process_group(pgid)  # launcher, fork server, workers
+        run.proc.kill()
+        run.proc.wait()
+        deadline = time.monotonic() + 90
+        while (left := _process_group(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, f"still running 90 s after the launcher was killed: {left}\n{run.log()}"
+    finally:
+        if _process_group(pgid):
+            os.killpg(pgid, signal.SIGKILL)
