@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from srl_runtime.config.experiment import RLExperiment
 
 EXIT_INVALID = 2
-EXIT_CODES = {"interrupted": 130, "terminated": 143}  # stop reason -> exit code (128 + SIGINT / SIGTERM)
 
 
 def _load_checked(path: str) -> RLExperiment:
@@ -43,7 +42,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from srl_runtime.launcher.local import LocalLauncher, check_run_dir, run_dir_for
+    from srl_runtime.launcher.local import STOP_SIGNALS, LocalLauncher, check_run_dir, run_dir_for
     from srl_runtime.launcher.serial import run_serial
 
     experiment = _load_checked(args.file)
@@ -87,7 +86,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(result) + "\n")
     reason = result["stop_reason"] or ""
-    return 1 if reason.startswith("failed") else EXIT_CODES.get(reason, 0)
+    by_signal = {stopped: 128 + sig for sig, stopped in STOP_SIGNALS.items()}  # interrupted 130, terminated 143
+    return 1 if reason.startswith("failed") else by_signal.get(reason, 0)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
